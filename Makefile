@@ -1,0 +1,89 @@
+# Serverless Tasks: `make run` starts the whole stack locally, `make test` runs every check.
+# Both install what they need on first use (Python 3.13 virtual environments under .venv and .tools).
+
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versions/3.13.0/bin/python3.13)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .tools/sam
+CHECKOV_VENV := .tools/checkov
+export PATH := $(dir $(PYTHON313)):$(PATH)
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+export SAM_BIN := $(CURDIR)/$(SAM_VENV)/bin/sam
+export CFN_LINT_BIN := $(CURDIR)/$(SAM_VENV)/bin/cfn-lint
+export CHECKOV_BIN := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
+N ?= 1000
+ENV ?= default
+
+.PHONY: help install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
+	build validate deploy bench clean
+
+help:
+	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
+
+$(VENV)/.installed: requirements-dev.txt src/requirements.txt
+	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: tools/sam-requirements.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/sam-requirements.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+
+run: install
+	$(PY) -m local run
+
+token: install
+	@$(PY) -m local token $(TOKEN_USER)
+
+seed: install
+	$(PY) -m local seed --user $(TOKEN_USER) -n $(N)
+
+dynamodb-local: install
+	$(PY) -m local dynamodb-local
+
+test: lint test-unit test-template test-e2e
+
+test-unit: install
+	$(PY) -m pytest -m "not template and not e2e"
+
+test-template: install tools
+	$(PY) -m pytest -m template
+
+test-e2e: install
+	$(PY) -m pytest -m e2e
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+validate: tools
+	bash tools/template_checks.sh
+
+build: tools
+	$(SAM_BIN) build
+
+deploy: build
+	$(SAM_BIN) deploy --config-env $(ENV)
+
+bench: install
+	$(PY) bench/bench_crud.py
+	$(PY) bench/bench_export.py
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,283 @@
+"""HTTP requests to Lambda events and Lambda results back to HTTP, as API Gateway and function URLs do.
+
+One implementation for both entry points (payload format 2.0), so the HTTP API emulator and the
+function URL emulator cannot drift apart:
+
+- headers lower-cased, repeated headers joined with commas; `cookie` headers moved to `cookies`;
+- `queryStringParameters` decoded, repeated keys joined with commas; `rawQueryString` as sent;
+- the body as text when the content type is textual, else base64 with `isBase64Encoded: true`;
+- the result: `statusCode`/`headers`/`multiValueHeaders`/`cookies`/`body`/`isBase64Encoded`, or any other
+  JSON value as a "simple" response (200, `application/json`).
+"""
+
+import base64
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from local.template import LOCAL_ACCOUNT_ID
+
+_TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-yaml")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as received: `target` is the raw request target (path and query, still encoded)."""
+
+    method: str
+    target: str
+    headers: Sequence[tuple[str, str]] = ()
+    body: bytes = b""
+    source_ip: str = "127.0.0.1"
+    protocol: str = "HTTP/1.1"
+
+    @property
+    def raw_path(self) -> str:
+        return self.target.split("?", 1)[0] or "/"
+
+    @property
+    def raw_query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    def header(self, name: str) -> str | None:
+        """The header's values joined with commas, or None (case-insensitive)."""
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return ",".join(values) if values else None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return ",".join(values) if values else None
+
+    @classmethod
+    def json(cls, status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> "HttpResponse":
+        return cls(status, [("content-type", "application/json"), *headers], json.dumps(body).encode())
+
+
+class InvalidLambdaResponse(Exception):
+    """The function returned something API Gateway cannot turn into an HTTP response."""
+
+
+@dataclass(frozen=True)
+class RequestIdentity:
+    """Where the event says it came from (API Gateway and function URLs fill these differently)."""
+
+    api_id: str
+    account_id: str = LOCAL_ACCOUNT_ID
+    stage: str = "$default"
+    domain_name: str | None = None  # default: the Host header without its port
+
+
+def is_text(content_type: str | None) -> bool:
+    """Whether API Gateway / function URLs pass a body with this content type as text (else base64)."""
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return (
+        media_type.startswith("text/")
+        or media_type in _TEXT_TYPES
+        or media_type.endswith("+json")
+        or media_type.endswith("+xml")
+    )
+
+
+def request_id() -> str:
+    """An id shaped like API Gateway's `apigw-requestid` (base64 of 10 random bytes)."""
+    return base64.b64encode(os.urandom(10)).decode().rstrip("=") + "="
+
+
+def build_event(
+    request: HttpRequest,
+    identity: RequestIdentity,
+    *,
+    route_key: str = "$default",
+    path_parameters: Mapping[str, str] | None = None,
+    authorizer: Mapping[str, Any] | None = None,
+    decode_path: bool = False,
+    request_id_value: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A payload format 2.0 event for this request.
+
+    `decode_path`: HTTP APIs put the percent-decoded path in `rawPath`; function URLs keep it encoded.
+    `authorizer`: the `requestContext.authorizer` value (None: no key, as on a function URL with auth NONE).
+    """
+    now = time.time() if now is None else now
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in request.headers:
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+            continue
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    host = headers.get("host", "localhost")
+    headers.setdefault("x-forwarded-for", request.source_ip)
+    headers.setdefault("x-forwarded-proto", "http")
+    if ":" in host:
+        headers.setdefault("x-forwarded-port", host.rsplit(":", 1)[1])
+    headers.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]}")
+
+    path = unquote(request.raw_path) if decode_path else request.raw_path
+    domain_name = identity.domain_name or host.rsplit(":", 1)[0]
+    request_time = datetime.fromtimestamp(now, UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": request.raw_query,
+        "headers": headers,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    query = _query_parameters(request.raw_query)
+    if query:
+        event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
+    context: dict[str, Any] = {
+        "accountId": identity.account_id,
+        "apiId": identity.api_id,
+    }
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    context.update(
+        {
+            "domainName": domain_name,
+            "domainPrefix": domain_name.split(".", 1)[0],
+            "http": {
+                "method": request.method.upper(),
+                "path": path,
+                "protocol": request.protocol,
+                "sourceIp": request.source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": request_id_value or request_id(),
+            "routeKey": route_key,
+            "stage": identity.stage,
+            "time": _clf_time(request_time),
+            "timeEpoch": int(now * 1000),
+        }
+    )
+    event["requestContext"] = context
+    if request.body:
+        body, encoded = _event_body(request.body, headers.get("content-type"))
+        event["body"] = body
+        event["isBase64Encoded"] = encoded
+    else:
+        event["isBase64Encoded"] = False
+    event["stageVariables"] = None
+    return event
+
+
+def to_http_response(result: Any) -> HttpResponse:
+    """Turn a payload 2.0 function result into the HTTP response API Gateway / function URLs send."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        # A "simple" response: any JSON value is the body of a 200.
+        if isinstance(result, str):
+            return HttpResponse(200, [("content-type", "application/json")], result.encode())
+        try:
+            return HttpResponse.json(200, result)
+        except (TypeError, ValueError) as exc:
+            raise InvalidLambdaResponse(f"the function result is not JSON: {exc}") from exc
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidLambdaResponse(f"statusCode must be an integer, not {result['statusCode']!r}") from exc
+    if not 100 <= status <= 599:
+        raise InvalidLambdaResponse(f"statusCode {status} is not an HTTP status")
+    headers: list[tuple[str, str]] = []
+    for name, value in (result.get("headers") or {}).items():
+        headers.append((str(name), _header_text(value)))
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        for value in values if isinstance(values, list) else [values]:
+            if (str(name), _header_text(value)) not in headers:
+                headers.append((str(name), _header_text(value)))
+    for cookie in result.get("cookies") or []:
+        headers.append(("set-cookie", str(cookie)))
+    body = result.get("body")
+    if body is None:
+        data = b""
+    elif result.get("isBase64Encoded") is True:
+        try:
+            data = base64.b64decode(str(body), validate=True)
+        except ValueError as exc:
+            raise InvalidLambdaResponse("isBase64Encoded is true but the body is not base64") from exc
+    else:
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+    return HttpResponse(status, headers, data)
+
+
+class LambdaContext:
+    """What the Python runtime passes as `context` (awslambdaric's LambdaContext, same attributes)."""
+
+    def __init__(
+        self,
+        function_name: str,
+        invoked_function_arn: str,
+        *,
+        memory_limit_in_mb: int = 128,
+        timeout_seconds: float = 3,
+        aws_request_id: str | None = None,
+        function_version: str = "$LATEST",
+    ):
+        self.function_name = function_name
+        self.function_version = function_version
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = str(memory_limit_in_mb)  # a string in the real runtime too
+        self.aws_request_id = aws_request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        self.identity = None
+        self.client_context = None
+        self.tenant_id = None
+        self._deadline_ms = int(time.time() * 1000 + timeout_seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def log(self, message: str) -> None:
+        print(message, end="", flush=True)  # noqa: T201 - the runtime's context.log writes to stdout
+
+    def __repr__(self) -> str:
+        return f"LambdaContext({self.function_name!r}, request {self.aws_request_id})"
+
+
+def _query_parameters(raw_query: str) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
+    return parameters
+
+
+def _event_body(body: bytes, content_type: str | None) -> tuple[str, bool]:
+    if is_text(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode(), True
+
+
+def _header_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _clf_time(moment: datetime) -> str:
+    """`12/Mar/2020:19:03:58 +0000`, API Gateway's requestContext.time."""
+    return f"{moment:%d}/{_MONTHS[moment.month - 1]}/{moment:%Y:%H:%M:%S} +0000"

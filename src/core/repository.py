@@ -1,0 +1,332 @@
+"""The only code that talks to DynamoDB: items in, domain objects out, AWS errors turned into domain errors."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core import clock
+from core.cursor import Position
+from core.errors import InvalidCursor, NotFound, PreconditionFailed, ServiceUnavailable
+from core.listing import ListQuery
+from core.models import Task
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+STATUS_INDEX = "byStatus"
+DUE_DATE_INDEX = "byDueDate"
+_INDEX_KEYS = {
+    None: ("pk", "sk"),
+    STATUS_INDEX: ("pk", "sk", "gsi1pk", "gsi1sk"),
+    DUE_DATE_INDEX: ("pk", "sk", "gsi2pk", "gsi2sk"),
+}
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def user_key(owner: str) -> str:
+    return f"USER#{owner}"
+
+
+def task_key(task_id: str) -> str:
+    return f"TASK#{task_id}"
+
+
+@dataclass(frozen=True)
+class _QueryPlan:
+    index: str | None
+    request: dict[str, Any]
+    filtered: bool
+
+
+class TaskRepository:
+    def __init__(self, client: "DynamoDBClient", table_name: str):
+        self._client = client
+        self._table = table_name
+
+    def create(self, task: Task) -> None:
+        with _unavailable_on_failure():
+            self._client.put_item(
+                TableName=self._table,
+                Item=_serialize(_to_item(task)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    def get(self, owner: str, task_id: str) -> Task:
+        with _unavailable_on_failure():
+            response = self._client.get_item(
+                TableName=self._table, Key=_serialize(_key(owner, task_id)), ConsistentRead=True
+            )
+        if "Item" not in response:
+            raise NotFound("task not found")
+        return _from_item(_deserialize(response["Item"]))
+
+    def update(self, owner: str, task_id: str, changes: dict[str, Any], expected_version: int | None) -> Task:
+        """Apply field changes in one conditional write; version and updatedAt move on with it."""
+        now = clock.utc_now()
+        sets = ["#updatedAt = :now", "#version = #version + :one"]
+        removes: list[str] = []
+        values: dict[str, Any] = {":now": now, ":one": 1}
+        names = {"#updatedAt": "updatedAt", "#version": "version"}
+
+        def assign(attribute: str, value: Any) -> None:
+            names[f"#{attribute}"] = attribute
+            values[f":{attribute}"] = value
+            sets.append(f"#{attribute} = :{attribute}")
+
+        def remove(attribute: str) -> None:
+            names[f"#{attribute}"] = attribute
+            removes.append(f"#{attribute}")
+
+        for field, value in changes.items():
+            if field == "dueDate":
+                if value is None:
+                    for attribute in ("dueDate", "dueAt", "gsi2pk", "gsi2sk"):
+                        remove(attribute)
+                else:
+                    due_at = clock.parse_instant(value)
+                    assign("dueDate", value)
+                    assign("dueAt", due_at)
+                    assign("gsi2pk", user_key(owner))
+                    assign("gsi2sk", f"{due_at}#{task_id}")
+            elif field == "status":
+                assign("status", value)
+                assign("gsi1pk", f"{user_key(owner)}#STATUS#{value}")
+                if value == "completed":
+                    names["#completedAt"] = "completedAt"
+                    sets.append("#completedAt = if_not_exists(#completedAt, :now)")
+                else:
+                    remove("completedAt")
+            else:
+                assign(field, value)
+
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        condition = "attribute_exists(pk)"
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            values[":expected"] = expected_version
+        with _unavailable_on_failure(), _conditional(expected_version):
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_serialize(_key(owner, task_id)),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_serialize(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        return _from_item(_deserialize(response["Attributes"]))
+
+    def delete(self, owner: str, task_id: str, expected_version: int | None) -> Task:
+        condition = "attribute_exists(pk)"
+        extra: dict[str, Any] = {}
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            extra = {
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": _serialize({":expected": expected_version}),
+            }
+        with _unavailable_on_failure(), _conditional(expected_version):
+            response = self._client.delete_item(
+                TableName=self._table,
+                Key=_serialize(_key(owner, task_id)),
+                ConditionExpression=condition,
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **extra,
+            )
+        return _from_item(_deserialize(response["Attributes"]))
+
+    def page(
+        self, owner: str, query: ListQuery, start: Position | None, limit: int
+    ) -> tuple[list[Task], Position | None]:
+        """Up to `limit` matching tasks after `start`, and the position of the last one if more follow."""
+        tasks: list[tuple[Task, Position]] = []
+        for found in self.scroll(owner, query, start, batch=limit + 1):
+            tasks.append(found)
+            if len(tasks) > limit:
+                return [task for task, _ in tasks[:limit]], tasks[limit - 1][1]
+        return [task for task, _ in tasks], None
+
+    def scroll(
+        self, owner: str, query: ListQuery, start: Position | None, batch: int = 100
+    ) -> Iterator[tuple[Task, Position]]:
+        """Every matching task after `start`, read from DynamoDB one page at a time, with its position."""
+        plan = _plan(owner, query)
+        key_names = _INDEX_KEYS[plan.index]
+        if start is not None:
+            self._check_position(owner, start, key_names)
+        request = dict(plan.request, TableName=self._table)
+        # With a filter, DynamoDB's Limit counts items read before filtering: read more per call.
+        request["Limit"] = max(batch, 200) if plan.filtered else batch
+        exclusive_start = _serialize(start) if start else None
+        while True:
+            if exclusive_start:
+                request["ExclusiveStartKey"] = exclusive_start
+            with _unavailable_on_failure():
+                response = self._client.query(**request)
+            for raw in response["Items"]:
+                item = _deserialize(raw)
+                yield _from_item(item), {name: item[name] for name in key_names}
+            exclusive_start = response.get("LastEvaluatedKey")
+            if not exclusive_start:
+                return
+
+    @staticmethod
+    def _check_position(owner: str, position: Position, key_names: tuple[str, ...]) -> None:
+        if set(position) != set(key_names) or position["pk"] != user_key(owner):
+            raise InvalidCursor("the cursor does not belong to this listing")
+
+
+def _plan(owner: str, query: ListQuery) -> _QueryPlan:
+    owner_key = user_key(owner)
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":pk": owner_key}
+    filters: list[str] = []
+
+    def add_filter(expression: str, attribute: str, placeholder: str, value: Any) -> None:
+        names[f"#{attribute}"] = attribute
+        values[placeholder] = value
+        filters.append(expression)
+
+    if query.sort == "dueDate":
+        index: str | None = DUE_DATE_INDEX
+        key = "gsi2pk = :pk"
+        if query.due_after and query.due_before:
+            key += " AND gsi2sk BETWEEN :after AND :before"
+        elif query.due_after:
+            key += " AND gsi2sk > :after"
+        elif query.due_before:
+            key += " AND gsi2sk < :before"
+        if query.due_after:
+            values[":after"] = query.due_after + "#~"  # "~" sorts after every task id
+        if query.due_before:
+            values[":before"] = query.due_before
+        if query.status:
+            add_filter("#status = :status", "status", ":status", query.status)
+        forward = True
+    else:
+        if query.status:
+            index = STATUS_INDEX
+            key = "gsi1pk = :pk"
+            values[":pk"] = f"{owner_key}#STATUS#{query.status}"
+        else:
+            index = None
+            key = "pk = :pk AND begins_with(sk, :tasks)"
+            values[":tasks"] = "TASK#"
+        if query.due_after:
+            add_filter("#dueAt > :after", "dueAt", ":after", query.due_after)
+        if query.due_before:
+            add_filter("#dueAt < :before", "dueAt", ":before", query.due_before)
+        forward = False
+    if query.priority:
+        add_filter("#priority = :priority", "priority", ":priority", query.priority)
+    if query.tag:
+        add_filter("contains(#tags, :tag)", "tags", ":tag", query.tag)
+
+    request: dict[str, Any] = {
+        "KeyConditionExpression": key,
+        "ExpressionAttributeValues": _serialize(values),
+        "ScanIndexForward": forward,
+    }
+    if index:
+        request["IndexName"] = index
+    if filters:
+        request["FilterExpression"] = " AND ".join(filters)
+        request["ExpressionAttributeNames"] = names
+    return _QueryPlan(index, request, bool(filters))
+
+
+def _key(owner: str, task_id: str) -> dict[str, str]:
+    return {"pk": user_key(owner), "sk": task_key(task_id)}
+
+
+def _to_item(task: Task) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **_key(task.userId, task.taskId),
+        "gsi1pk": f"{user_key(task.userId)}#STATUS#{task.status}",
+        "gsi1sk": task_key(task.taskId),
+        "taskId": task.taskId,
+        "userId": task.userId,
+        "title": task.title,
+        "description": task.description,
+        "status": task.status,
+        "priority": task.priority,
+        "tags": task.tags,
+        "createdAt": task.createdAt,
+        "updatedAt": task.updatedAt,
+        "version": task.version,
+        "attachmentCount": task.attachmentCount,
+    }
+    if task.dueDate is not None:
+        due_at = clock.parse_instant(task.dueDate)
+        item.update(dueDate=task.dueDate, dueAt=due_at, gsi2pk=user_key(task.userId), gsi2sk=f"{due_at}#{task.taskId}")
+    if task.completedAt is not None:
+        item["completedAt"] = task.completedAt
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Task:
+    return Task(
+        taskId=item["taskId"],
+        userId=item["userId"],
+        title=item["title"],
+        description=item.get("description", ""),
+        status=item["status"],
+        priority=item["priority"],
+        dueDate=item.get("dueDate"),
+        tags=list(item.get("tags", [])),
+        createdAt=item["createdAt"],
+        updatedAt=item["updatedAt"],
+        completedAt=item.get("completedAt"),
+        version=int(item["version"]),
+        attachmentCount=int(item.get("attachmentCount", 0)),
+    )
+
+
+def _serialize(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _UNAVAILABLE_CODES:
+            raise ServiceUnavailable("the task store is busy; retry shortly") from exc
+        raise
+    except BotoCoreError as exc:
+        raise ServiceUnavailable("the task store cannot be reached; retry shortly") from exc
+
+
+@contextmanager
+def _conditional(expected_version: int | None) -> Iterator[None]:
+    """A failed write condition: 404 if the task is missing, 412 if it exists at another version."""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        if "Item" in exc.response and expected_version is not None:
+            raise PreconditionFailed("the task has changed since the version in If-Match") from None
+        raise NotFound("task not found") from None

@@ -1,0 +1,100 @@
+"""Task use cases shared by both functions. No HTTP here and no boto3: that is the repository's."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import boto3
+from botocore.config import Config
+
+from core import clock, ids
+from core.config import get_settings
+from core.cursor import CursorCodec, Position
+from core.errors import PreconditionFailed
+from core.listing import ListQuery
+from core.models import Task, TaskFields, TaskPatch
+from core.repository import TaskRepository
+
+AWS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Task]
+    next_cursor: str | None
+
+
+class TaskService:
+    def __init__(self, repository: TaskRepository, cursors: CursorCodec):
+        self._repository = repository
+        self._cursors = cursors
+
+    def create(self, owner: str, fields: TaskFields) -> Task:
+        now = clock.utc_now()
+        status = fields.status
+        task = Task(
+            taskId=ids.new_id(),
+            userId=owner,
+            title=fields.title,
+            description=fields.description,
+            status=status,
+            priority=fields.priority,
+            dueDate=fields.dueDate,
+            tags=fields.tags,
+            createdAt=now,
+            updatedAt=now,
+            completedAt=now if status == "completed" else None,
+            version=1,
+        )
+        self._repository.create(task)
+        return task
+
+    def get(self, owner: str, task_id: str) -> Task:
+        return self._repository.get(owner, task_id)
+
+    def patch(self, owner: str, task_id: str, patch: TaskPatch, expected_version: int | None) -> Task:
+        changes = patch.as_changes()
+        if not changes:
+            task = self._repository.get(owner, task_id)
+            if expected_version is not None and task.version != expected_version:
+                raise PreconditionFailed("the task has changed since the version in If-Match")
+            return task
+        return self._repository.update(owner, task_id, changes, expected_version)
+
+    def replace(self, owner: str, task_id: str, fields: TaskFields, expected_version: int | None) -> Task:
+        return self._repository.update(owner, task_id, fields.as_changes(), expected_version)
+
+    def delete(self, owner: str, task_id: str, expected_version: int | None) -> Task:
+        return self._repository.delete(owner, task_id, expected_version)
+
+    def list(self, owner: str, query: ListQuery) -> Page:
+        start = self._start(owner, query)
+        tasks, last = self._repository.page(owner, query, start, query.limit)
+        return Page(tasks, self._cursor(owner, query, last) if last else None)
+
+    def scroll(self, owner: str, query: ListQuery) -> Iterator[tuple[Task, Position]]:
+        """Every matching task from the query's cursor on, page by page (the export's source)."""
+        return self._repository.scroll(owner, query, self._start(owner, query))
+
+    def resume_cursor(self, owner: str, query: ListQuery, position: Position) -> str:
+        return self._cursor(owner, query, position)
+
+    def _start(self, owner: str, query: ListQuery) -> Position | None:
+        return self._cursors.decode(query.cursor, owner, query.fingerprint) if query.cursor else None
+
+    def _cursor(self, owner: str, query: ListQuery, position: Position) -> str:
+        return self._cursors.encode(position, owner, query.fingerprint)
+
+
+@cache
+def task_service() -> TaskService:
+    settings = get_settings()
+    client = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+    return TaskService(
+        TaskRepository(client, settings.table_name),
+        CursorCodec(settings.cursor_secret, settings.cursor_ttl_seconds),
+    )

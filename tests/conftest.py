@@ -1,0 +1,164 @@
+"""Shared fixtures: a moto-backed AWS with the table from template.yaml, events from events/, tokens."""
+
+import base64
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from core import auth, config, service
+from local.template import table_definition
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TABLE = "tasks-test"
+BUCKET = "tasks-test-attachments"
+ISSUER = "https://issuer.test"
+AUDIENCE = "tasks-test-audience"
+ALICE = "alice-sub"
+BOB = "bob-sub"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    values = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "TABLE_NAME": TABLE,
+        "BUCKET_NAME": BUCKET,
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": AUDIENCE,
+        "JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json",
+        "CURSOR_SECRET": "test-cursor-secret-0123456789abcdef0123456789",
+        "POWERTOOLS_SERVICE_NAME": "tasks",
+        "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTasksTest",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    clear_caches()
+    yield
+    clear_caches()
+
+
+def clear_caches() -> None:
+    config.get_settings.cache_clear()
+    service.task_service.cache_clear()
+    auth.token_verifier.cache_clear()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto in-process, with the table created from template.yaml's own definition."""
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), TABLE)
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield
+
+
+def create_table(client: Any, name: str) -> None:
+    definition = dict(table_definition())
+    definition["TableName"] = name
+    client.create_table(**definition)
+    client.get_waiter("table_exists").wait(TableName=name)
+
+
+class LambdaContext:
+    function_name = "TasksFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TasksFunction"
+    aws_request_id = "test-request-0001"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 10_000
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
+
+
+Invoke = Callable[..., "HttpResponse"]
+
+
+class HttpResponse:
+    def __init__(self, raw: dict[str, Any]):
+        self.raw = raw
+        self.status = raw["statusCode"]
+        self.headers = {k.lower(): v for k, v in (raw.get("headers") or {}).items()}
+        body = raw.get("body") or ""
+        self.text = base64.b64decode(body).decode() if raw.get("isBase64Encoded") else body
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.text[:300]}>"
+
+
+def make_event(
+    name: str,
+    *,
+    user: str | None = ALICE,
+    task_id: str | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    drop_headers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An event from events/, changed only where the test says."""
+    event = copy.deepcopy(load_event(name))
+    if user is None:
+        event["requestContext"].pop("authorizer", None)
+    else:
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user
+    if task_id is not None:
+        suffix = event["rawPath"].split("/tasks/")[1].split("/", 1)
+        rest = "/" + suffix[1] if len(suffix) > 1 else ""
+        event["rawPath"] = event["requestContext"]["http"]["path"] = f"/tasks/{task_id}{rest}"
+        event["pathParameters"]["taskId"] = task_id
+    if body is not None:
+        raw_body = json.dumps(body)
+    if raw_body is not None:
+        event["body"] = raw_body
+        event["isBase64Encoded"] = False
+    if query is not None:
+        event["queryStringParameters"] = query or None
+        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    for header in drop_headers:
+        event["headers"].pop(header, None)
+    event["headers"].update(headers or {})
+    return event
+
+
+@pytest.fixture
+def invoke(aws: None) -> Invoke:
+    from tasks.app import lambda_handler
+
+    def call(name: str, **changes: Any) -> HttpResponse:
+        return HttpResponse(lambda_handler(make_event(name, **changes), LambdaContext()))
+
+    return call
+
+
+@pytest.fixture
+def create(invoke: Invoke) -> Callable[..., dict[str, Any]]:
+    def make(user: str = ALICE, **fields: Any) -> dict[str, Any]:
+        response = invoke("create-task", user=user, body={"title": "a task", **fields})
+        assert response.status == 201, response
+        task: dict[str, Any] = response.json()
+        return task
+
+    return make
