@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from core import auth, config, service
+from local.issuer import IssuerServer, LocalIssuer, generate_key
 from local.template import table_definition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +25,22 @@ ALICE = "alice-sub"
 BOB = "bob-sub"
 
 
+@pytest.fixture(scope="session")
+def issuer() -> LocalIssuer:
+    """Signs test tokens with a key made for this run."""
+    return LocalIssuer(None, ISSUER, AUDIENCE, key=generate_key())
+
+
+@pytest.fixture(scope="session")
+def jwks_url(issuer: LocalIssuer) -> Iterator[str]:
+    """The issuer's JWKS, served on a loopback port for the apps to fetch."""
+    server = IssuerServer(issuer, port=0).start()
+    yield f"{server.url}/.well-known/jwks.json"
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def environment(monkeypatch: pytest.MonkeyPatch, jwks_url: str) -> Iterator[None]:
     values = {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -35,7 +50,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "BUCKET_NAME": BUCKET,
         "JWT_ISSUER": ISSUER,
         "JWT_AUDIENCE": AUDIENCE,
-        "JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json",
+        "JWKS_URL": jwks_url,
         "CURSOR_SECRET": "test-cursor-secret-0123456789abcdef0123456789",
         "POWERTOOLS_SERVICE_NAME": "tasks",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTasksTest",

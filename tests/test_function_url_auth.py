@@ -1,0 +1,87 @@
+"""The CRUD function called through its function URL: no authorizer, so the app verifies the token."""
+
+from typing import Any
+
+import pytest
+
+from local.issuer import LocalIssuer
+from tests.conftest import ALICE, BOB, HttpResponse, Invoke
+
+ROUTES = ("create-task", "list-tasks", "get-task", "patch-task", "replace-task", "delete-task")
+BAD_TOKENS = (
+    "wrong_key",
+    "unknown_kid",
+    "no_kid",
+    "wrong_issuer",
+    "wrong_audience",
+    "no_audience",
+    "expired",
+    "not_yet_valid",
+    "no_expiry",
+    "alg_none",
+    "hs256_public_key",
+    "no_sub",
+    "tampered",
+    "garbage",
+)
+
+
+def as_function_url(invoke: Invoke, name: str, token: str | None, **changes: Any) -> HttpResponse:
+    headers = {} if token is None else {"authorization": f"Bearer {token}"}
+    drop = ("authorization",) if token is None else ()
+    return invoke(name, user=None, headers=headers, drop_headers=drop, **changes)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+def test_bad_tokens_are_refused_on_every_route(invoke: Invoke, issuer: LocalIssuer, create: Any, route: str, kind: str) -> None:
+    task = create(user=ALICE)
+
+    response = as_function_url(invoke, route, issuer.bad_tokens(ALICE)[kind], task_id=_task_id(route, task))
+
+    assert response.status == 401, response
+    assert response.headers["content-type"] == "application/problem+json"
+    assert invoke("get-task", task_id=task["taskId"]).json() == task
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "Token abc"])
+def test_missing_or_malformed_authorization_is_401(invoke: Invoke, header: str | None) -> None:
+    headers = {} if header is None else {"authorization": header}
+    response = invoke("list-tasks", user=None, headers=headers, drop_headers=("authorization",) if header is None else ())
+
+    assert response.status == 401
+    assert "bearer" in response.headers["www-authenticate"].lower()
+
+
+def test_valid_token_is_served_and_owner_is_its_sub(invoke: Invoke, issuer: LocalIssuer) -> None:
+    created = as_function_url(invoke, "create-task", issuer.token(ALICE), body={"title": "via url"})
+    assert created.status == 201, created
+    assert created.json()["userId"] == ALICE
+
+    listed = as_function_url(invoke, "list-tasks", issuer.token(ALICE), query={})
+    assert [task["title"] for task in listed.json()["items"]] == ["via url"]
+
+    other = as_function_url(invoke, "get-task", issuer.token(BOB), task_id=created.json()["taskId"])
+    assert other.status == 404
+
+
+def test_cognito_access_token_audience_is_client_id(invoke: Invoke, issuer: LocalIssuer) -> None:
+    token = issuer.token(ALICE, aud=None, client_id=issuer.audience)
+
+    assert as_function_url(invoke, "list-tasks", token, query={}).status == 200
+
+
+def test_unreachable_jwks_is_503_not_401(invoke: Invoke, issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import clear_caches
+
+    monkeypatch.setenv("JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
+    clear_caches()
+
+    response = as_function_url(invoke, "list-tasks", issuer.token(ALICE), query={})
+
+    assert response.status == 503
+    assert response.headers["retry-after"]
+
+
+def _task_id(route: str, task: dict[str, Any]) -> str | None:
+    return None if route in ("create-task", "list-tasks") else task["taskId"]

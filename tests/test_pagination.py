@@ -1,0 +1,185 @@
+"""Listing: filters, sort order, full pages, and cursors that cannot be forged, reused or swapped."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import clock
+from core.models import TaskFields
+from core.service import task_service
+from tests.conftest import ALICE, BOB, Invoke
+
+task_fields = st.builds(
+    TaskFields,
+    title=st.just("t"),
+    status=st.sampled_from(["pending", "in_progress", "completed", "cancelled"]),
+    priority=st.sampled_from(["low", "medium", "high", "urgent"]),
+    dueDate=st.one_of(st.none(), st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10)),
+    tags=st.lists(st.sampled_from(["home", "work", "later"]), unique=True, max_size=3),
+)
+filters = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(["pending", "completed"]),
+        "priority": st.sampled_from(["low", "urgent"]),
+        "tag": st.sampled_from(["home", "work"]),
+        "dueBefore": st.sampled_from(["2000-01-01", "2030-06-30T12:00:00+02:00"]),
+        "dueAfter": st.sampled_from(["1999-12-31", "2025-01-01"]),
+        "sort": st.sampled_from(["createdAt", "dueDate"]),
+    },
+)
+
+
+def expected(tasks: list[dict[str, Any]], query: dict[str, str]) -> list[str]:
+    def due(task: dict[str, Any]) -> str | None:
+        return clock.parse_instant(task["dueDate"]) if task["dueDate"] else None
+
+    def matches(task: dict[str, Any]) -> bool:
+        if query.get("sort") == "dueDate" and task["dueDate"] is None:
+            return False
+        if "dueBefore" in query and not (due(task) and due(task) < clock.parse_instant(query["dueBefore"])):  # type: ignore[operator]
+            return False
+        if "dueAfter" in query and not (due(task) and due(task) > clock.parse_instant(query["dueAfter"])):  # type: ignore[operator]
+            return False
+        return all(
+            task[name] == query[name] for name in ("status", "priority") if name in query
+        ) and ("tag" not in query or query["tag"] in task["tags"])
+
+    chosen = [task for task in tasks if matches(task)]
+    if query.get("sort") == "dueDate":
+        chosen.sort(key=lambda task: (due(task), task["taskId"]))
+    else:
+        chosen.sort(key=lambda task: task["taskId"], reverse=True)
+    return [task["taskId"] for task in chosen]
+
+
+def walk(invoke: Invoke, user: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
+    cursor = None
+    while True:
+        response = invoke("list-tasks", user=user, query={**query, **({"cursor": cursor} if cursor else {})})
+        assert response.status == 200, response
+        page = response.json()
+        yield page
+        cursor = page["nextCursor"]
+        if cursor is None:
+            return
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.lists(task_fields, max_size=45), query=filters, limit=st.integers(1, 12))
+def test_walking_the_cursors_returns_every_match_once_in_full_pages(
+    invoke: Invoke, fields: list[TaskFields], query: dict[str, str], limit: int
+) -> None:
+    user = f"user-{uuid.uuid4()}"
+    tasks = [task_service().create(user, f).to_json() for f in fields]
+
+    pages = list(walk(invoke, user, {**query, "limit": str(limit)}))
+
+    seen = [item["taskId"] for page in pages for item in page["items"]]
+    assert seen == expected(tasks, query)
+    assert all(len(page["items"]) == limit for page in pages[:-1])
+    assert 0 < len(pages[-1]["items"]) <= limit or len(pages) == 1
+    assert all(page["nextCursor"] for page in pages[:-1])
+
+
+def test_default_limit_is_20_and_newest_first(invoke: Invoke, create: Any) -> None:
+    ids = [create(title=f"t{i}")["taskId"] for i in range(25)]
+
+    page = invoke("list-tasks", query={}).json()
+
+    assert [item["taskId"] for item in page["items"]] == ids[::-1][:20]
+    assert page["nextCursor"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "-1"},
+        {"limit": "ten"},
+        {"limit": "1.5"},
+        {"limit": "９"},
+        {"status": "done"},
+        {"priority": "none"},
+        {"sort": "title"},
+        {"dueBefore": "yesterday"},
+        {"dueAfter": "2026-13-01"},
+        {"tag": "x" * 51},
+        {"owner": BOB},
+    ],
+)
+def test_bad_query_parameters_are_400(invoke: Invoke, query: dict[str, str]) -> None:
+    response = invoke("list-tasks", query=query)
+
+    assert response.status == 400, response
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture
+def cursor(invoke: Invoke, create: Any) -> str:
+    for i in range(3):
+        create(title=f"t{i}", status="pending")
+    next_cursor: str = invoke("list-tasks", query={"limit": "1", "status": "pending"}).json()["nextCursor"]
+    return next_cursor
+
+
+def test_cursor_continues_for_its_owner_and_filters(invoke: Invoke, cursor: str) -> None:
+    response = invoke("list-tasks", query={"limit": "1", "status": "pending", "cursor": cursor})
+
+    assert response.status == 200
+    assert len(response.json()["items"]) == 1
+
+
+def test_cursor_may_change_page_size(invoke: Invoke, cursor: str) -> None:
+    response = invoke("list-tasks", query={"limit": "50", "status": "pending", "cursor": cursor})
+
+    assert [response.status, len(response.json()["items"]), response.json()["nextCursor"]] == [200, 2, None]
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda c: c[:-2] + ("AA" if c[-2:] != "AA" else "BB"),
+        lambda c: ("B" if c[0] != "B" else "C") + c[1:],
+        lambda c: c.split(".")[0],
+        lambda c: c + "x",
+        lambda c: "garbage",
+        lambda c: "...",
+        lambda c: "€" * 10,
+        lambda c: c * 40,
+    ],
+)
+def test_tampered_or_malformed_cursor_is_400(invoke: Invoke, cursor: str, mangle: Any) -> None:
+    response = invoke("list-tasks", query={"limit": "1", "status": "pending", "cursor": mangle(cursor)})
+
+    assert response.status == 400, response
+
+
+def test_cursor_reused_with_other_filters_is_400(invoke: Invoke, cursor: str) -> None:
+    for query in ({"status": "completed"}, {}, {"status": "pending", "sort": "dueDate"}, {"status": "pending", "tag": "x"}):
+        response = invoke("list-tasks", query={**query, "limit": "1", "cursor": cursor})
+        assert response.status == 400, (query, response)
+
+
+def test_someone_elses_cursor_is_400_and_reveals_nothing(invoke: Invoke, cursor: str) -> None:
+    response = invoke("list-tasks", user=BOB, query={"limit": "1", "status": "pending", "cursor": cursor})
+
+    assert response.status == 400
+    assert ALICE not in response.text
+
+
+def test_expired_cursor_is_400(invoke: Invoke, cursor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 2 * 24 * 3600)
+
+    response = invoke("list-tasks", query={"limit": "1", "status": "pending", "cursor": cursor})
+
+    assert response.status == 400
+    assert "expired" in response.json()["detail"]

@@ -1,0 +1,102 @@
+"""Models, the cursor codec, query parsing and ids, without AWS."""
+
+import time
+
+import pytest
+
+from core import clock, ids
+from core.cursor import CursorCodec
+from core.errors import BadRequest, InvalidCursor, InvalidInput, MalformedBody
+from core.listing import parse_list_query
+from core.models import TaskFields, TaskPatch, parse_body, version_from_etag
+
+
+def test_ids_are_time_ordered_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time_ns", lambda: 1_795_000_000_000 * 1_000_000)
+    earlier = [ids.new_id() for _ in range(500)]
+    monkeypatch.setattr(time, "time_ns", lambda: 1_795_000_000_001 * 1_000_000)
+    later = [ids.new_id() for _ in range(500)]
+
+    assert max(earlier) < min(later)
+    assert len(set(earlier + later)) == 1000
+    assert all(len(value) == 26 for value in earlier + later)
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2026-12-01", "2026-12-01T00:00:00.000000Z"),
+        ("2026-12-01T10:30:00Z", "2026-12-01T10:30:00.000000Z"),
+        ("2026-12-01T10:30:00+02:00", "2026-12-01T08:30:00.000000Z"),
+        ("2026-12-01T00:30:00.5-01:00", "2026-12-01T01:30:00.500000Z"),
+    ],
+)
+def test_instants_normalise_to_sortable_utc(text: str, instant: str) -> None:
+    assert clock.parse_instant(text) == instant
+
+
+@pytest.mark.parametrize("text", ["2026-12-01T10:30:00", "12/01/2026", "2026-13-01", "", "2026-12-01 10:00", "now"])
+def test_instants_reject_naive_or_malformed(text: str) -> None:
+    with pytest.raises(ValueError):
+        clock.parse_instant(text)
+
+
+def test_patch_changes_only_fields_present_and_null_means_default() -> None:
+    patch = parse_body(TaskPatch, '{"priority": null, "title": "x"}')
+
+    assert patch.as_changes() == {"priority": "medium", "title": "x"}
+
+
+def test_fields_reject_strings_for_lists_and_numbers_for_strings() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_body(TaskFields, '{"title": 1, "tags": "a"}')
+
+    assert {error.field for error in caught.value.errors} == {"title", "tags"}
+
+
+def test_malformed_json_is_its_own_error() -> None:
+    with pytest.raises(MalformedBody):
+        parse_body(TaskFields, '{"title": ')
+
+
+@pytest.mark.parametrize(
+    ("header", "version"),
+    [('"T1.3"', 3), ('"X.1", "T1.7"', 7), ("*", None), ('W/"T1.3"', -1), ('"T1.x"', -1), ('"T2.3"', -1), ("", -1)],
+)
+def test_if_match_names_a_version_of_this_task(header: str, version: int | None) -> None:
+    assert version_from_etag("T1", header) == version
+
+
+def test_cursor_round_trips_and_binds_owner_and_filters() -> None:
+    codec = CursorCodec("s" * 32, ttl_seconds=60)
+    position = {"pk": "USER#a", "sk": "TASK#1"}
+    token = codec.encode(position, "a", "pending|")
+
+    assert codec.decode(token, "a", "pending|") == position
+    for owner, fingerprint in (("b", "pending|"), ("a", "completed|")):
+        with pytest.raises(InvalidCursor):
+            codec.decode(token, owner, fingerprint)
+    with pytest.raises(InvalidCursor):
+        CursorCodec("t" * 32, ttl_seconds=60).decode(token, "a", "pending|")
+
+
+def test_cursor_expires() -> None:
+    token = CursorCodec("s" * 32, ttl_seconds=-1).encode({"pk": "p"}, "a", "")
+
+    with pytest.raises(InvalidCursor, match="expired"):
+        CursorCodec("s" * 32, ttl_seconds=60).decode(token, "a", "")
+
+
+def test_list_query_defaults_and_fingerprint_ignores_limit() -> None:
+    query = parse_list_query(None)
+
+    assert (query.sort, query.limit, query.cursor) == ("createdAt", 20, None)
+    assert parse_list_query({"limit": "5"}).fingerprint == parse_list_query({"limit": "50"}).fingerprint
+    assert parse_list_query({"status": "pending"}).fingerprint != query.fingerprint
+
+
+def test_list_query_rejects_unknown_parameters_unless_allowed() -> None:
+    with pytest.raises(BadRequest):
+        parse_list_query({"format": "json"})
+
+    assert parse_list_query({"format": "json"}, extra=("format",)).sort == "createdAt"
