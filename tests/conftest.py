@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from core import auth, config, service
-from local.issuer import IssuerServer, LocalIssuer, generate_key
+from local.issuer import LocalIssuer, generate_key, issuer_app
+from local.server import HttpServer
 from local.template import table_definition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def issuer() -> LocalIssuer:
 @pytest.fixture(scope="session")
 def jwks_url(issuer: LocalIssuer) -> Iterator[str]:
     """The issuer's JWKS, served on a loopback port for the apps to fetch."""
-    server = IssuerServer(issuer, port=0).start()
+    server = HttpServer(issuer_app(issuer), name="test-issuer").start()
     yield f"{server.url}/.well-known/jwks.json"
     server.stop()
 

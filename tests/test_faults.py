@@ -28,9 +28,12 @@ def use_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
 
 @pytest.mark.parametrize("route", OPERATIONS)
 @pytest.mark.parametrize(
-    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"]
+    "code",
+    ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"],
 )
-def test_throttling_is_503_with_retry_after(invoke: Invoke, monkeypatch: pytest.MonkeyPatch, route: str, code: str) -> None:
+def test_throttling_is_503_with_retry_after(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, route: str, code: str
+) -> None:
     client = boto3.client("dynamodb")
     stubber = Stubber(client)
     stubber.add_client_error(OPERATIONS[route], service_error_code=code, http_status_code=400)

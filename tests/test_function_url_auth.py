@@ -34,7 +34,9 @@ def as_function_url(invoke: Invoke, name: str, token: str | None, **changes: Any
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("kind", BAD_TOKENS)
-def test_bad_tokens_are_refused_on_every_route(invoke: Invoke, issuer: LocalIssuer, create: Any, route: str, kind: str) -> None:
+def test_bad_tokens_are_refused_on_every_route(
+    invoke: Invoke, issuer: LocalIssuer, create: Any, route: str, kind: str
+) -> None:
     task = create(user=ALICE)
 
     response = as_function_url(invoke, route, issuer.bad_tokens(ALICE)[kind], task_id=_task_id(route, task))
@@ -47,7 +49,9 @@ def test_bad_tokens_are_refused_on_every_route(invoke: Invoke, issuer: LocalIssu
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "Token abc"])
 def test_missing_or_malformed_authorization_is_401(invoke: Invoke, header: str | None) -> None:
     headers = {} if header is None else {"authorization": header}
-    response = invoke("list-tasks", user=None, headers=headers, drop_headers=("authorization",) if header is None else ())
+    response = invoke(
+        "list-tasks", user=None, headers=headers, drop_headers=("authorization",) if header is None else ()
+    )
 
     assert response.status == 401
     assert "bearer" in response.headers["www-authenticate"].lower()

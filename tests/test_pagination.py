@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import clock
-from core.models import TaskFields
+from core.bodies import TaskFields
 from core.service import task_service
 from tests.conftest import ALICE, BOB, Invoke
 
@@ -45,9 +45,9 @@ def expected(tasks: list[dict[str, Any]], query: dict[str, str]) -> list[str]:
             return False
         if "dueAfter" in query and not (due(task) and due(task) > clock.parse_instant(query["dueAfter"])):  # type: ignore[operator]
             return False
-        return all(
-            task[name] == query[name] for name in ("status", "priority") if name in query
-        ) and ("tag" not in query or query["tag"] in task["tags"])
+        return all(task[name] == query[name] for name in ("status", "priority") if name in query) and (
+            "tag" not in query or query["tag"] in task["tags"]
+        )
 
     chosen = [task for task in tasks if matches(task)]
     if query.get("sort") == "dueDate":
@@ -103,7 +103,7 @@ def test_default_limit_is_20_and_newest_first(invoke: Invoke, create: Any) -> No
         {"limit": "-1"},
         {"limit": "ten"},
         {"limit": "1.5"},
-        {"limit": "９"},
+        {"limit": "\uff19"},  # a full-width digit: isdigit() but not ASCII
         {"status": "done"},
         {"priority": "none"},
         {"sort": "title"},
@@ -161,7 +161,12 @@ def test_tampered_or_malformed_cursor_is_400(invoke: Invoke, cursor: str, mangle
 
 
 def test_cursor_reused_with_other_filters_is_400(invoke: Invoke, cursor: str) -> None:
-    for query in ({"status": "completed"}, {}, {"status": "pending", "sort": "dueDate"}, {"status": "pending", "tag": "x"}):
+    for query in (
+        {"status": "completed"},
+        {},
+        {"status": "pending", "sort": "dueDate"},
+        {"status": "pending", "tag": "x"},
+    ):
         response = invoke("list-tasks", query={**query, "limit": "1", "cursor": cursor})
         assert response.status == 400, (query, response)
 

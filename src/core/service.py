@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -12,14 +13,19 @@ from core.config import get_settings
 from core.cursor import CursorCodec, Position
 from core.errors import PreconditionFailed
 from core.listing import ListQuery
-from core.models import Task, TaskFields, TaskPatch
+from core.models import Task
 from core.repository import TaskRepository
+
+if TYPE_CHECKING:
+    from core.bodies import TaskFields, TaskPatch
 
 AWS_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=2,
     read_timeout=5,
 )
+# The export reads big pages: DynamoDB caps a page at 1 MB anyway, and fewer round trips are faster.
+SCROLL_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class TaskService:
         self._repository = repository
         self._cursors = cursors
 
-    def create(self, owner: str, fields: TaskFields) -> Task:
+    def create(self, owner: str, fields: "TaskFields") -> Task:
         now = clock.utc_now()
         status = fields.status
         task = Task(
@@ -56,7 +62,7 @@ class TaskService:
     def get(self, owner: str, task_id: str) -> Task:
         return self._repository.get(owner, task_id)
 
-    def patch(self, owner: str, task_id: str, patch: TaskPatch, expected_version: int | None) -> Task:
+    def patch(self, owner: str, task_id: str, patch: "TaskPatch", expected_version: int | None) -> Task:
         changes = patch.as_changes()
         if not changes:
             task = self._repository.get(owner, task_id)
@@ -65,7 +71,7 @@ class TaskService:
             return task
         return self._repository.update(owner, task_id, changes, expected_version)
 
-    def replace(self, owner: str, task_id: str, fields: TaskFields, expected_version: int | None) -> Task:
+    def replace(self, owner: str, task_id: str, fields: "TaskFields", expected_version: int | None) -> Task:
         return self._repository.update(owner, task_id, fields.as_changes(), expected_version)
 
     def delete(self, owner: str, task_id: str, expected_version: int | None) -> Task:
@@ -78,7 +84,7 @@ class TaskService:
 
     def scroll(self, owner: str, query: ListQuery) -> Iterator[tuple[Task, Position]]:
         """Every matching task from the query's cursor on, page by page (the export's source)."""
-        return self._repository.scroll(owner, query, self._start(owner, query))
+        return self._repository.scroll(owner, query, self._start(owner, query), batch=SCROLL_PAGE_SIZE)
 
     def resume_cursor(self, owner: str, query: ListQuery, position: Position) -> str:
         return self._cursor(owner, query, position)

@@ -1,7 +1,7 @@
 """The CRUD function: HTTP in, one task use case, HTTP out."""
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -14,8 +14,11 @@ from core import errors, problems
 from core.auth import caller_from_event
 from core.config import get_settings
 from core.listing import parse_list_query
-from core.models import Task, TaskFields, TaskPatch, parse_body, version_from_etag
+from core.models import Task, version_from_etag
 from core.service import task_service
+
+if TYPE_CHECKING:
+    from core.bodies import TaskFields, TaskPatch
 
 logger = Logger()
 metrics = Metrics()
@@ -27,7 +30,7 @@ JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 @app.post("/tasks")
 def create_task() -> Response[str]:
-    task = task_service().create(_caller(), _body(TaskFields))
+    task = task_service().create(_caller(), _fields())
     metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
     return _task_response(task, 201, Location=f"/tasks/{task.taskId}")
 
@@ -52,7 +55,7 @@ def get_task(taskId: str) -> Response[str]:
 @app.patch("/tasks/<taskId>")
 def patch_task(taskId: str) -> Response[str]:
     owner = _caller()
-    patch = _body(TaskPatch)
+    patch = _patch()
     task = task_service().patch(owner, taskId, patch, _expected_version(taskId))
     return _task_response(task, 200)
 
@@ -60,7 +63,7 @@ def patch_task(taskId: str) -> Response[str]:
 @app.put("/tasks/<taskId>")
 def replace_task(taskId: str) -> Response[str]:
     owner = _caller()
-    fields = _body(TaskFields)
+    fields = _fields()
     task = task_service().replace(owner, taskId, fields, _expected_version(taskId))
     return _task_response(task, 200)
 
@@ -104,15 +107,28 @@ def _caller() -> str:
     return owner
 
 
-def _body[M: (TaskFields, TaskPatch)](model: type[M]) -> M:
+def _fields() -> "TaskFields":
+    from core.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
+
+    return parse_body(TaskFields, _raw_body())
+
+
+def _patch() -> "TaskPatch":
+    from core.bodies import TaskPatch, parse_body
+
+    return parse_body(TaskPatch, _raw_body())
+
+
+def _raw_body() -> str:
     event = app.current_event
     content_type = event.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES:
         raise errors.UnsupportedMediaType("send the body as application/json")
     raw = event.decoded_body or ""
-    if len(raw.encode() if isinstance(raw, str) else raw) > get_settings().max_body_bytes:
-        raise errors.PayloadTooLarge(f"the body is larger than {get_settings().max_body_bytes} bytes")
-    return parse_body(model, raw)
+    limit = get_settings().max_body_bytes
+    if len(raw.encode()) > limit:
+        raise errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
+    return raw
 
 
 def _expected_version(task_id: str) -> int | None:
