@@ -3,6 +3,7 @@
 import base64
 import copy
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from core import auth, config, service
 from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.server import HttpServer
 from local.template import table_definition
+
+# Powertools reads these when a handler module is imported, which may happen at collection time.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tasks")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTasksTest")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -70,6 +76,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks_url: str) -> Iterator[None
 def clear_caches() -> None:
     config.get_settings.cache_clear()
     service.task_service.cache_clear()
+    service.attachment_service.cache_clear()
+    service._repository.cache_clear()
     auth.token_verifier.cache_clear()
 
 
@@ -78,7 +86,9 @@ def aws() -> Iterator[None]:
     """moto in-process, with the table created from template.yaml's own definition."""
     with mock_aws():
         create_table(boto3.client("dynamodb"), TABLE)
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield
 
 
@@ -128,6 +138,7 @@ def make_event(
     *,
     user: str | None = ALICE,
     task_id: str | None = None,
+    attachment_id: str | None = None,
     body: Any = None,
     raw_body: str | None = None,
     query: dict[str, str] | None = None,
@@ -140,11 +151,18 @@ def make_event(
         event["requestContext"].pop("authorizer", None)
     else:
         event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user
+    params = event.get("pathParameters") or {}
     if task_id is not None:
-        suffix = event["rawPath"].split("/tasks/")[1].split("/", 1)
-        rest = "/" + suffix[1] if len(suffix) > 1 else ""
-        event["rawPath"] = event["requestContext"]["http"]["path"] = f"/tasks/{task_id}{rest}"
-        event["pathParameters"]["taskId"] = task_id
+        params["taskId"] = task_id
+    if attachment_id is not None:
+        params["attachmentId"] = attachment_id
+    if params:
+        path = "/tasks/" + params["taskId"]
+        if event["rawPath"].count("/") >= 3:
+            path += "/attachments"
+        if "attachmentId" in params:
+            path += "/" + params["attachmentId"]
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
     if body is not None:
         raw_body = json.dumps(body)
     if raw_body is not None:

@@ -6,10 +6,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from core.attachments import AttachmentService
+from core.config import get_settings
 from core.cursor import CursorCodec
-from core.repository import TaskRepository
+from core.repository import ObjectStore, TaskRepository
 from core.service import AWS_CLIENT_CONFIG, TaskService
-from tests.conftest import TABLE, Invoke
+from tests.conftest import BUCKET, TABLE, Invoke
 
 OPERATIONS = {
     "create-task": "put_item",
@@ -22,8 +24,10 @@ OPERATIONS = {
 
 
 def use_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
-    service = TaskService(TaskRepository(client, TABLE), CursorCodec("x" * 32, 60))
-    monkeypatch.setattr("tasks.app.task_service", lambda: service)
+    repository = TaskRepository(client, TABLE)
+    objects = ObjectStore(lambda: boto3.client("s3"), BUCKET)
+    service = TaskService(repository, CursorCodec("x" * 32, 60), AttachmentService(repository, objects, get_settings()))
+    monkeypatch.setattr("tasks.task_routes.task_service", lambda: service)
 
 
 @pytest.mark.parametrize("route", OPERATIONS)

@@ -90,3 +90,11 @@ def _field_error(error: Any) -> FieldError:
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     return FieldError(location, message)
+
+
+class AttachmentRequest(_Body):
+    """`POST /tasks/{taskId}/attachments`: what the client is about to upload."""
+
+    fileName: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    contentType: Annotated[str, StringConstraints(min_length=3, max_length=127)]
+    size: Annotated[int, Field(gt=0)]

@@ -23,3 +23,7 @@ def parse_instant(text: str) -> str:
     if moment.tzinfo is None:
         raise ValueError("a date-time needs a UTC offset, e.g. 2026-01-31T17:00:00Z")
     return moment.astimezone(UTC).strftime(_FORMAT)
+
+
+def from_epoch(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime(_FORMAT)

@@ -9,9 +9,7 @@ STATUSES: tuple[str, ...] = get_args(Status)
 PRIORITIES: tuple[str, ...] = get_args(Priority)
 
 WRITABLE_FIELDS = ("title", "description", "status", "priority", "dueDate", "tags")
-READ_ONLY_FIELDS = frozenset(
-    {"taskId", "userId", "createdAt", "updatedAt", "completedAt", "version", "attachmentCount"}
-)
+READ_ONLY_FIELDS = frozenset({"taskId", "userId", "createdAt", "updatedAt", "completedAt", "version"})
 DEFAULTS: dict[str, Any] = {"description": "", "status": "pending", "priority": "medium", "dueDate": None, "tags": []}
 
 
@@ -29,7 +27,7 @@ class Task:
     updatedAt: str
     completedAt: str | None
     version: int
-    attachmentCount: int = 0
+    hasAttachments: bool = False  # set once an attachment was ever added; deletes cascade only then
 
     @property
     def etag(self) -> str:
@@ -37,7 +35,7 @@ class Task:
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
-        del body["attachmentCount"]
+        del body["hasAttachments"]
         return body
 
 
@@ -55,3 +53,31 @@ def version_from_etag(task_id: str, if_match: str) -> int | None:
         if tag.startswith(prefix) and tag.endswith('"') and number.isascii() and number.isdigit():
             return int(number)
     return -1
+
+
+@dataclass
+class Attachment:
+    attachmentId: str
+    taskId: str
+    userId: str
+    fileName: str
+    contentType: str
+    size: int
+    status: str  # "pending" until its object lands in S3, then "available"
+    createdAt: str
+    key: str
+    uploadExpiresAt: int  # epoch seconds: a pending record past this is dead and never shown
+
+    def is_live(self, now_epoch: float) -> bool:
+        return self.status == "available" or self.uploadExpiresAt > now_epoch
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attachmentId": self.attachmentId,
+            "taskId": self.taskId,
+            "fileName": self.fileName,
+            "contentType": self.contentType,
+            "size": self.size,
+            "status": self.status,
+            "createdAt": self.createdAt,
+        }

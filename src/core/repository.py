@@ -1,8 +1,9 @@
 """The only code that talks to DynamoDB: items in, domain objects out, AWS errors turned into domain errors."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -12,10 +13,11 @@ from core import clock
 from core.cursor import Position
 from core.errors import InvalidCursor, NotFound, PreconditionFailed, ServiceUnavailable
 from core.listing import ListQuery
-from core.models import Task
+from core.models import Attachment, Task
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 STATUS_INDEX = "byStatus"
 DUE_DATE_INDEX = "byDueDate"
@@ -44,6 +46,13 @@ def user_key(owner: str) -> str:
 
 def task_key(task_id: str) -> str:
     return f"TASK#{task_id}"
+
+
+def attachment_prefix(task_id: str) -> str:
+    return f"ATT#{task_id}#"
+
+
+PENDING_RECORD_GRACE_SECONDS = 24 * 3600  # DynamoDB TTL removes dead pending records this long after their window
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,96 @@ class TaskRepository:
             if not exclusive_start:
                 return
 
+    # --- attachment records: pk=USER#<owner>, sk=ATT#<taskId>#<attachmentId> ---------------------------
+
+    def add_attachment(self, attachment: Attachment) -> None:
+        """Store a pending attachment record, in one transaction with marking its task (which must exist)."""
+        owner, task_id = attachment.userId, attachment.taskId
+        try:
+            with _unavailable_on_failure():
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self._table,
+                                "Key": _serialize(_key(owner, task_id)),
+                                "UpdateExpression": "SET hasAttachments = :yes",
+                                "ConditionExpression": "attribute_exists(pk)",
+                                "ExpressionAttributeValues": _serialize({":yes": True}),
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": _serialize(_attachment_item(attachment)),
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                    ]
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raise NotFound("task not found") from None
+            raise
+
+    def attachments(self, owner: str, task_id: str) -> list[Attachment]:
+        found: list[Attachment] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _serialize({":pk": user_key(owner), ":prefix": attachment_prefix(task_id)}),
+            "ConsistentRead": True,
+        }
+        while True:
+            with _unavailable_on_failure():
+                response = self._client.query(**request)
+            found.extend(_attachment_from_item(_deserialize(item)) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return found
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def get_attachment(self, owner: str, task_id: str, attachment_id: str) -> Attachment:
+        with _unavailable_on_failure():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=_serialize(_attachment_key(owner, task_id, attachment_id)),
+                ConsistentRead=True,
+            )
+        if "Item" not in response:
+            raise NotFound("attachment not found")
+        return _attachment_from_item(_deserialize(response["Item"]))
+
+    def delete_attachment_records(self, attachments: list[Attachment]) -> None:
+        keys = [_attachment_key(a.userId, a.taskId, a.attachmentId) for a in attachments]
+        for start in range(0, len(keys), 25):
+            requests = {self._table: [{"DeleteRequest": {"Key": _serialize(key)}} for key in keys[start : start + 25]]}
+            for _ in range(5):
+                with _unavailable_on_failure():
+                    response = self._client.batch_write_item(RequestItems=requests)  # type: ignore[arg-type]
+                requests = response.get("UnprocessedItems") or {}  # type: ignore[assignment]
+                if not requests:
+                    break
+            else:
+                raise ServiceUnavailable("the task store is busy; retry shortly")
+
+    def mark_available(self, owner: str, task_id: str, attachment_id: str, size: int) -> bool:
+        """Mark a pending record available; False when there is no such record (or its size differs)."""
+        try:
+            with _unavailable_on_failure():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_serialize(_attachment_key(owner, task_id, attachment_id)),
+                    UpdateExpression="SET #status = :available REMOVE expiresAt",
+                    ConditionExpression="attribute_exists(pk) AND #size = :size",
+                    ExpressionAttributeNames={"#status": "status", "#size": "size"},
+                    ExpressionAttributeValues=_serialize({":available": "available", ":size": size}),
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     @staticmethod
     def _check_position(owner: str, position: Position, key_names: tuple[str, ...]) -> None:
         if set(position) != set(key_names) or position["pk"] != user_key(owner):
@@ -271,7 +370,6 @@ def _to_item(task: Task) -> dict[str, Any]:
         "createdAt": task.createdAt,
         "updatedAt": task.updatedAt,
         "version": task.version,
-        "attachmentCount": task.attachmentCount,
     }
     if task.dueDate is not None:
         due_at = clock.parse_instant(task.dueDate)
@@ -295,8 +393,103 @@ def _from_item(item: dict[str, Any]) -> Task:
         updatedAt=item["updatedAt"],
         completedAt=item.get("completedAt"),
         version=int(item["version"]),
-        attachmentCount=int(item.get("attachmentCount", 0)),
+        hasAttachments=bool(item.get("hasAttachments", False)),
     )
+
+
+def _attachment_key(owner: str, task_id: str, attachment_id: str) -> dict[str, str]:
+    return {"pk": user_key(owner), "sk": attachment_prefix(task_id) + attachment_id}
+
+
+def _attachment_item(attachment: Attachment) -> dict[str, Any]:
+    item = {
+        **_attachment_key(attachment.userId, attachment.taskId, attachment.attachmentId),
+        **asdict(attachment),
+    }
+    if attachment.status == "pending":
+        item["expiresAt"] = attachment.uploadExpiresAt + PENDING_RECORD_GRACE_SECONDS
+    return item
+
+
+def _attachment_from_item(item: dict[str, Any]) -> Attachment:
+    return Attachment(
+        attachmentId=item["attachmentId"],
+        taskId=item["taskId"],
+        userId=item["userId"],
+        fileName=item["fileName"],
+        contentType=item["contentType"],
+        size=int(item["size"]),
+        status=item["status"],
+        createdAt=item["createdAt"],
+        key=item["key"],
+        uploadExpiresAt=int(item["uploadExpiresAt"]),
+    )
+
+
+class ObjectStore:
+    """Attachment objects in S3: presigned uploads and downloads, and deletion of every version."""
+
+    def __init__(self, client_factory: "Callable[[], S3Client]", bucket: str):
+        self._client_factory = client_factory
+        self._bucket = bucket
+
+    @cached_property
+    def _client(self) -> "S3Client":
+        return self._client_factory()
+
+    def presigned_post(self, key: str, content_type: str, size: int, expires_in: int) -> dict[str, Any]:
+        """A browser-style POST upload whose policy pins the key, the content type and the exact size."""
+        with _unavailable_on_failure():
+            return self._client.generate_presigned_post(
+                Bucket=self._bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    {"bucket": self._bucket},
+                    ["eq", "$key", key],
+                    ["eq", "$Content-Type", content_type],
+                    ["content-length-range", size, size],
+                ],
+                ExpiresIn=expires_in,
+            )
+
+    def presigned_get(self, key: str, content_type: str, disposition: str, expires_in: int) -> str:
+        with _unavailable_on_failure():
+            return self._client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": disposition,
+                    "ResponseContentType": content_type,
+                },
+                ExpiresIn=expires_in,
+            )
+
+    def delete_everything(self, keys: list[str]) -> None:
+        """Delete each key with all its versions and delete markers, so nothing of it is left."""
+        for key in keys:
+            versions: list[Any] = []
+            with _unavailable_on_failure():
+                pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=key)
+                for page in pages:
+                    for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                        if entry["Key"] == key:
+                            versions.append({"Key": key, "VersionId": entry["VersionId"]})
+            for start in range(0, len(versions), 1000):
+                with _unavailable_on_failure():
+                    response = self._client.delete_objects(
+                        Bucket=self._bucket, Delete={"Objects": versions[start : start + 1000], "Quiet": True}
+                    )
+                if response.get("Errors"):
+                    raise ServiceUnavailable("the attachment store did not delete every object; retry shortly")
+
+    def delete_version(self, key: str, version_id: str | None) -> None:
+        with _unavailable_on_failure():
+            if version_id:
+                self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+            else:
+                self._client.delete_object(Bucket=self._bucket, Key=key)
 
 
 def _serialize(values: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,13 @@ import boto3
 from botocore.config import Config
 
 from core import clock, ids
+from core.attachments import AttachmentService
 from core.config import get_settings
 from core.cursor import CursorCodec, Position
-from core.errors import PreconditionFailed
+from core.errors import NotFound, PreconditionFailed
 from core.listing import ListQuery
 from core.models import Task
-from core.repository import TaskRepository
+from core.repository import ObjectStore, TaskRepository
 
 if TYPE_CHECKING:
     from core.bodies import TaskFields, TaskPatch
@@ -24,6 +25,7 @@ AWS_CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=5,
 )
+S3_CLIENT_CONFIG = AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
 # The export reads big pages: DynamoDB caps a page at 1 MB anyway, and fewer round trips are faster.
 SCROLL_PAGE_SIZE = 1000
 
@@ -35,9 +37,10 @@ class Page:
 
 
 class TaskService:
-    def __init__(self, repository: TaskRepository, cursors: CursorCodec):
+    def __init__(self, repository: TaskRepository, cursors: CursorCodec, attachments: AttachmentService):
         self._repository = repository
         self._cursors = cursors
+        self._attachments = attachments
 
     def create(self, owner: str, fields: "TaskFields") -> Task:
         now = clock.utc_now()
@@ -74,8 +77,20 @@ class TaskService:
     def replace(self, owner: str, task_id: str, fields: "TaskFields", expected_version: int | None) -> Task:
         return self._repository.update(owner, task_id, fields.as_changes(), expected_version)
 
-    def delete(self, owner: str, task_id: str, expected_version: int | None) -> Task:
-        return self._repository.delete(owner, task_id, expected_version)
+    def delete(self, owner: str, task_id: str, expected_version: int | None) -> None:
+        """Delete a task and then its attachments.
+
+        If the attachment clean-up fails after the task is gone, deleting the task again
+        finishes it: a 404 first sweeps any attachments left behind under that task id.
+        """
+        try:
+            task = self._repository.delete(owner, task_id, expected_version)
+        except NotFound:
+            if self._attachments.delete_all(owner, task_id):
+                return
+            raise
+        if task.hasAttachments:
+            self._attachments.delete_all(owner, task_id)
 
     def list(self, owner: str, query: ListQuery) -> Page:
         start = self._start(owner, query)
@@ -99,8 +114,20 @@ class TaskService:
 @cache
 def task_service() -> TaskService:
     settings = get_settings()
-    client = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
     return TaskService(
-        TaskRepository(client, settings.table_name),
+        _repository(),
         CursorCodec(settings.cursor_secret, settings.cursor_ttl_seconds),
+        attachment_service(),
     )
+
+
+@cache
+def attachment_service() -> AttachmentService:
+    settings = get_settings()
+    objects = ObjectStore(lambda: boto3.client("s3", config=S3_CLIENT_CONFIG), settings.bucket_name)
+    return AttachmentService(_repository(), objects, settings)
+
+
+@cache
+def _repository() -> TaskRepository:
+    return TaskRepository(boto3.client("dynamodb", config=AWS_CLIENT_CONFIG), get_settings().table_name)
