@@ -46,10 +46,10 @@ class HttpRequest:
     def raw_query(self) -> str:
         return self.target.split("?", 1)[1] if "?" in self.target else ""
 
-    def header(self, name: str) -> str | None:
-        """The header's values joined with commas, or None (case-insensitive)."""
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The header's values joined with commas, or `default` (case-insensitive)."""
         values = [value for key, value in self.headers if key.lower() == name.lower()]
-        return ",".join(values) if values else None
+        return ",".join(values) if values else default
 
 
 @dataclass
@@ -58,13 +58,14 @@ class HttpResponse:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
-    def header(self, name: str) -> str | None:
+    def header(self, name: str, default: str | None = None) -> str | None:
         values = [value for key, value in self.headers if key.lower() == name.lower()]
-        return ",".join(values) if values else None
+        return ",".join(values) if values else default
 
     @classmethod
     def json(cls, status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> "HttpResponse":
-        return cls(status, [("content-type", "application/json"), *headers], json.dumps(body).encode())
+        data = json.dumps(body, separators=(",", ":")).encode()
+        return cls(status, [("content-type", "application/json"), *headers], data)
 
 
 class InvalidLambdaResponse(Exception):
@@ -250,7 +251,7 @@ class LambdaContext:
         return max(self._deadline_ms - int(time.time() * 1000), 0)
 
     def log(self, message: str) -> None:
-        print(message, end="", flush=True)  # noqa: T201 - the runtime's context.log writes to stdout
+        print(message, end="", flush=True)  # the runtime's context.log writes to stdout
 
     def __repr__(self) -> str:
         return f"LambdaContext({self.function_name!r}, request {self.aws_request_id})"

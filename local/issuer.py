@@ -15,16 +15,16 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from local.events import HttpRequest, HttpResponse
 from local.template import REPO_ROOT
 
 STATE_DIR = REPO_ROOT / ".local"
@@ -36,7 +36,12 @@ DEFAULT_SCOPE = "tasks/read tasks/write"
 JWKS_PATH = "/.well-known/jwks.json"
 OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
 
-_DELETE = object()
+
+class _SameKid:
+    """`token(kid=...)` default: this issuer's kid, whatever key signs."""
+
+
+SAME_KID = _SameKid()
 
 
 def generate_key() -> RSAPrivateKey:
@@ -52,9 +57,7 @@ def load_or_create_key(path: Path) -> RSAPrivateKey:
         return key
     path.parent.mkdir(parents=True, exist_ok=True)
     key = generate_key()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
@@ -104,7 +107,8 @@ class LocalIssuer:
     def key(self) -> RSAPrivateKey:
         with self._lock:
             if self._key is None:
-                assert self.key_path is not None
+                if self.key_path is None:  # pragma: no cover - __init__ refuses this
+                    raise ValueError("no key and no key_path")
                 self._key = load_or_create_key(self.key_path)
             return self._key
 
@@ -152,7 +156,7 @@ class LocalIssuer:
         *,
         expires_in: int = 3600,
         key: RSAPrivateKey | None = None,
-        kid: str | None | object = _DELETE,
+        kid: str | _SameKid | None = SAME_KID,
         algorithm: str = "RS256",
         headers: Mapping[str, Any] | None = None,
         **claims: Any,
@@ -162,7 +166,7 @@ class LocalIssuer:
         Override any claim by keyword (`iss=`, `aud=`, `exp=`, ...; None removes it). `key=` signs with
         another RSA key (the header keeps this issuer's kid unless `kid=` says otherwise: kid=None drops it).
         """
-        header: dict[str, Any] = {"typ": "JWT", "kid": self.kid if kid is _DELETE else kid}
+        header: dict[str, Any] = {"typ": "JWT", "kid": self.kid if isinstance(kid, _SameKid) else kid}
         header.update(headers or {})
         header = {name: value for name, value in header.items() if value is not None}
         payload = self.claims(sub, expires_in=expires_in, **claims)
@@ -220,61 +224,19 @@ class LocalIssuer:
         return f"{header}.{_b64_json(claims)}.{signature}"
 
 
-class IssuerServer:
-    """Serves the issuer's discovery document and JWKS on loopback (a thread per request)."""
+def issuer_app(issuer: LocalIssuer) -> Callable[[HttpRequest], HttpResponse]:
+    """The issuer's HTTP endpoints: discovery document and JWKS."""
 
-    def __init__(self, issuer: LocalIssuer, host: str = "127.0.0.1", port: int = DEFAULT_ISSUER_PORT):
-        handler = type("IssuerHandler", (_IssuerHandler,), {"issuer": issuer})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+    def app(request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponse.json(405, {"message": "Method Not Allowed"})
+        if request.raw_path == JWKS_PATH:
+            return HttpResponse.json(200, issuer.jwks(), [("cache-control", "max-age=300")])
+        if request.raw_path == OPENID_CONFIGURATION_PATH:
+            return HttpResponse.json(200, issuer.openid_configuration(), [("cache-control", "max-age=300")])
+        return HttpResponse.json(404, {"message": "Not Found"})
 
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self.port}"
-
-    def start(self) -> "IssuerServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-issuer", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-
-class _IssuerHandler(BaseHTTPRequestHandler):
-    issuer: ClassVar[LocalIssuer]
-    protocol_version = "HTTP/1.1"
-    server_version = "local-issuer"
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == JWKS_PATH:
-            self._json(200, self.issuer.jwks())
-        elif path == OPENID_CONFIGURATION_PATH:
-            self._json(200, self.issuer.openid_configuration())
-        else:
-            self._json(404, {"message": "Not Found"})
-
-    def _json(self, status: int, body: Mapping[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.send_header("cache-control", "max-age=300")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
-        """Quiet: the JWKS is fetched by every verifier, which is noise in the stack's log."""
+    return app
 
 
 def _b64(data: bytes) -> str:

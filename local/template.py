@@ -140,6 +140,7 @@ class HttpApiSpec:
     logical_id: str
     routes: tuple[ApiRoute, ...]
     cors: CorsConfig | None
+    stage: str = "$default"  # a named stage is the first path segment of every URL, as on AWS
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,16 @@ class BucketSpec:
     cors_rules: tuple[dict[str, Any], ...]  # boto3 `put_bucket_cors` CORSRules
     encryption_rules: tuple[dict[str, Any], ...]  # boto3 `put_bucket_encryption` Rules
     public_access_block: Mapping[str, bool] | None
+    eventbridge: bool = False  # NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled
+
+
+@dataclass(frozen=True)
+class EventRuleSpec:
+    """A function's `Type: EventBridgeRule` event: the pattern (resolved) and the function it invokes."""
+
+    name: str
+    function: str
+    pattern: Mapping[str, Any]
 
 
 # --- the template ------------------------------------------------------------------------------------
@@ -197,9 +208,12 @@ class Template:
         *,
         parameters: Mapping[str, str] | None = None,
         stack_name: str = LOCAL_STACK_NAME,
+        resource_names: Mapping[str, str] | None = None,
     ):
+        """`resource_names`: what `!Ref` of a resource gives locally, e.g. {"TasksTable": "tasks-local"}."""
         self.document = document
         self.stack_name = stack_name
+        self.resource_names = dict(resource_names or {})
         self._overrides = dict(parameters or {})
         self._conditions: dict[str, bool] = {}
         self._evaluating: set[str] = set()
@@ -287,9 +301,11 @@ class Template:
             return _PSEUDO[name]
         if name in self.parameters:
             return self.parameters[name]
+        if name in self.resource_names:
+            return self.resource_names[name]
         return Unresolved({"Ref": name})
 
-    def _function(self, name: str, argument: Any) -> Any:  # noqa: C901 - one branch per intrinsic function
+    def _function(self, name: str, argument: Any) -> Any:
         if name == "If":
             condition, when_true, when_false = argument
             return self.resolve(when_true if self.condition(str(condition)) else when_false)
@@ -422,7 +438,9 @@ class Template:
                 encryption.append({"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}})
         block = properties.get("PublicAccessBlockConfiguration")
         public_access_block = {key: _truthy(value) for key, value in block.items()} if block else None
-        spec = BucketSpec(name, versioning, tuple(cors_rules), tuple(encryption), public_access_block)
+        notifications = (properties.get("NotificationConfiguration") or {}).get("EventBridgeConfiguration") or {}
+        eventbridge = _truthy(notifications.get("EventBridgeEnabled", False))
+        spec = BucketSpec(name, versioning, tuple(cors_rules), tuple(encryption), public_access_block, eventbridge)
         _require_resolved(spec.cors_rules, f"the CORS rules of bucket {name}")
         return spec
 
@@ -474,6 +492,20 @@ class Template:
             if self.resource_exists(name)
         }
 
+    def event_rules(self) -> list[EventRuleSpec]:
+        """Every `Type: EventBridgeRule` event of every function (the pattern must resolve locally)."""
+        rules = []
+        for function_id in self.resources_of_type("AWS::Serverless::Function"):
+            if not self.resource_exists(function_id):
+                continue
+            for event_name, event in (self.function_properties(function_id).get("Events") or {}).items():
+                if event.get("Type") != "EventBridgeRule":
+                    continue
+                pattern = self.resolve((event.get("Properties") or {}).get("Pattern") or {})
+                _require_resolved(pattern, f"the pattern of {function_id}.Events.{event_name}")
+                rules.append(EventRuleSpec(f"{function_id}.{event_name}", function_id, pattern))
+        return rules
+
     # -- HTTP API
 
     def http_api_routes(self) -> list[RouteSpec]:
@@ -505,10 +537,14 @@ class Template:
                 timeout_ms=timeout,
             )
             routes.setdefault(api_id, []).append(route)
-        return {
-            api_id: HttpApiSpec(api_id, tuple(api_routes), _cors(self._http_api_properties(api_id).get("CorsConfiguration")))
-            for api_id, api_routes in routes.items()
-        }
+        specs = {}
+        for api_id, api_routes in routes.items():
+            properties = self._http_api_properties(api_id)
+            stage = properties.get("StageName") or "$default"
+            _require_resolved(stage, f"the StageName of {api_id}")
+            cors = _cors(properties.get("CorsConfiguration"))
+            specs[api_id] = HttpApiSpec(api_id, tuple(api_routes), cors, str(stage))
+        return specs
 
     def _http_api_events(self) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
         for function_id in self.resources_of_type("AWS::Serverless::Function"):
@@ -583,7 +619,9 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 
 def _is_intrinsic(value: Mapping[str, Any]) -> bool:
-    return len(value) == 1 and next(iter(value)) in ("Ref", "Condition") or any(k.startswith("Fn::") for k in value)
+    if len(value) == 1 and next(iter(value)) in ("Ref", "Condition"):
+        return True
+    return any(key.startswith("Fn::") for key in value)
 
 
 def _cors(value: Any) -> CorsConfig | None:

@@ -1,0 +1,268 @@
+"""S3 `Object Created` events through "EventBridge" to the functions whose rules match, as in the deployed stack.
+
+moto emits no events, so the local AWS stand-in is watched instead: after a request that creates an
+object (PutObject, CopyObject, a presigned POST upload, CompleteMultipartUpload) in a bucket whose
+template enables EventBridge notifications, the event S3 would send is put on a local bus. The bus
+matches it against the template's `Type: EventBridgeRule` patterns and invokes each matching function
+asynchronously (one worker thread, Lambda's two retries, then the failure is logged where the
+dead-letter queue would get it). `EventBus.drain()` waits until everything published was delivered,
+so tests need no sleeps.
+"""
+
+import itertools
+import queue
+import re
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, unquote
+
+from botocore.exceptions import ClientError
+
+from local.events import HttpRequest, HttpResponse
+from local.gateway import InvocationError, LambdaFunction
+from local.s3_post import parse_form
+from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, EventRuleSpec
+
+EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
+
+
+# --- event patterns -----------------------------------------------------------------------------------
+
+
+def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """Whether `event` matches an EventBridge event pattern (literals, prefix, suffix, anything-but, exists,
+    equals-ignore-case, wildcard, numeric)."""
+    for name, expected in pattern.items():
+        present = name in event
+        value = event.get(name)
+        if isinstance(expected, Mapping):
+            if not isinstance(value, Mapping) or not matches(expected, value):
+                return False
+            continue
+        if not isinstance(expected, list):
+            raise ValueError(f"pattern field {name!r} must be a list or an object, not {expected!r}")
+        values = value if isinstance(value, list) else [value]
+        if not any(_matcher(matcher, present, candidate) for matcher in expected for candidate in values):
+            return False
+    return True
+
+
+def _matcher(matcher: Any, present: bool, value: Any) -> bool:
+    if not isinstance(matcher, Mapping):
+        return present and value == matcher
+    ((operator, argument),) = matcher.items()
+    if operator == "exists":
+        return present is bool(argument)
+    if not present:
+        return False
+    if operator == "prefix":
+        if isinstance(argument, Mapping):  # {"prefix": {"equals-ignore-case": "x"}}
+            return isinstance(value, str) and value.lower().startswith(str(argument["equals-ignore-case"]).lower())
+        return isinstance(value, str) and value.startswith(argument)
+    if operator == "suffix":
+        if isinstance(argument, Mapping):
+            return isinstance(value, str) and value.lower().endswith(str(argument["equals-ignore-case"]).lower())
+        return isinstance(value, str) and value.endswith(argument)
+    if operator == "equals-ignore-case":
+        return isinstance(value, str) and value.lower() == str(argument).lower()
+    if operator == "wildcard":
+        regex = ".*".join(re.escape(part) for part in str(argument).split("*"))
+        return isinstance(value, str) and re.fullmatch(regex, value, re.DOTALL) is not None
+    if operator == "anything-but":
+        if isinstance(argument, Mapping):
+            return not _matcher(argument, present, value)
+        excluded = argument if isinstance(argument, list) else [argument]
+        return value not in excluded
+    if operator == "numeric":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        comparisons = {
+            "<": value.__lt__,
+            "<=": value.__le__,
+            "=": value.__eq__,
+            ">": value.__gt__,
+            ">=": value.__ge__,
+        }
+        pairs = zip(argument[::2], argument[1::2], strict=True)
+        return all(comparisons[op](bound) is True for op, bound in pairs)
+    raise ValueError(f"event pattern operator {operator!r} is not emulated locally")
+
+
+# --- the bus ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    rule: str
+    event_id: str
+    attempts: int
+    error: str | None  # None: delivered
+
+
+class EventBus:
+    """Invokes the functions of matching rules, asynchronously and in order, with Lambda's async retries."""
+
+    def __init__(
+        self,
+        rules: Sequence[EventRuleSpec],
+        functions: Mapping[str, LambdaFunction],
+        *,
+        retries: int = 2,
+        log: TextIO | None = None,
+    ):
+        self.rules = [rule for rule in rules if rule.function in functions]
+        self.functions = functions
+        self.retries = retries
+        self.log = log
+        self.deliveries: list[Delivery] = []
+        self._queue: queue.Queue[EventSource | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "EventBus":
+        self._thread = threading.Thread(target=self._work, name="event-bus", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def publish(self, event: EventSource) -> None:
+        """Queue an event, or a function that builds it when its turn comes (None: nothing to send)."""
+        self._queue.put(event)
+
+    def drain(self, timeout: float = 30) -> None:
+        """Return once every event published so far has been delivered (or given up on)."""
+        with self._queue.all_tasks_done:
+            if not self._queue.all_tasks_done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout):
+                raise TimeoutError(f"events still being delivered after {timeout} s")
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                event = item() if callable(item) else item
+                if event is not None:
+                    self._deliver(event)
+            except Exception:  # a bug here must not stop the bus
+                self._note(f"event bus: {traceback.format_exc()}")
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, event: Mapping[str, Any]) -> None:
+        for rule in self.rules:
+            if not matches(rule.pattern, event):
+                continue
+            error = None
+            for attempt in range(1, self.retries + 2):
+                try:
+                    self.functions[rule.function].invoke(event)
+                    error = None
+                    break
+                except InvocationError as exc:
+                    error = str(exc)
+                    self._note(f"{rule.name}: attempt {attempt} failed: {error}")
+            if error is not None:
+                self._note(f"{rule.name}: event {event.get('id')} given up (the dead-letter queue would get it)")
+            self.deliveries.append(Delivery(rule.name, str(event.get("id")), attempt, error))
+            del self.deliveries[:-1000]
+
+    def _note(self, message: str) -> None:
+        if self.log is not None:
+            print(f"[events] {message}", file=self.log, flush=True)
+
+
+# --- S3 -----------------------------------------------------------------------------------------------
+
+_SIGNING_QUERY = ("x-amz-", "x-id", "awsaccesskeyid", "signature", "expires")  # not sub-resources
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    bucket: str
+    key: str
+    reason: str  # PutObject | CopyObject | POST Object | CompleteMultipartUpload
+    request_id: str
+    source_ip: str
+
+
+def object_created(request: HttpRequest, response: HttpResponse) -> ObjectCreated | None:
+    """The object a successful path-style S3 request created, if it created one."""
+    if response.status not in (200, 201, 204) or request.header("x-amz-target"):
+        return None
+    bucket, _, key = unquote(request.raw_path).lstrip("/").partition("/")
+    if not bucket:
+        return None
+    query = {name.lower() for name, _ in parse_qsl(request.raw_query, keep_blank_values=True)}
+    subresources = {name for name in query if not name.startswith(_SIGNING_QUERY)}
+    request_id = response.header("x-amz-request-id") or uuid.uuid4().hex[:16].upper()
+    reason = None
+    if request.method == "PUT" and key and not subresources:
+        reason = "CopyObject" if request.header("x-amz-copy-source") else "PutObject"
+    elif request.method == "POST" and key and subresources == {"uploadid"}:
+        reason = "CompleteMultipartUpload"
+    elif request.method == "POST" and not key and "multipart/form-data" in (request.header("content-type") or ""):
+        key = parse_form(request.header("content-type") or "", request.body).key
+        reason = "POST Object" if key else None
+    if reason is None or not key:
+        return None
+    return ObjectCreated(bucket, key, reason, request_id, request.source_ip)
+
+
+class S3Notifications:
+    """Watches the AWS stand-in's requests and publishes S3's EventBridge `Object Created` events."""
+
+    def __init__(self, buckets: Iterable[str], bus: EventBus, s3: Callable[[], Any]):
+        self.buckets = set(buckets)
+        self.bus = bus
+        self._s3 = s3
+        self._sequence = itertools.count(1)
+
+    def observe(self, request: HttpRequest, response: HttpResponse) -> None:
+        created = object_created(request, response)
+        if created is not None and created.bucket in self.buckets:
+            sequencer = f"{next(self._sequence):018X}"
+            self.bus.publish(lambda: self.event(created, sequencer))
+
+    def event(self, created: ObjectCreated, sequencer: str = "0") -> dict[str, Any] | None:
+        """The event S3 sends to EventBridge (None when the object is already gone)."""
+        try:
+            head = self._s3().head_object(Bucket=created.bucket, Key=created.key)
+        except ClientError:
+            return None
+        detail_object = {
+            "key": created.key,
+            "size": head["ContentLength"],
+            "etag": str(head.get("ETag", "")).strip('"'),
+            "sequencer": sequencer,
+        }
+        if head.get("VersionId") and head["VersionId"] != "null":
+            detail_object["version-id"] = head["VersionId"]
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": LOCAL_ACCOUNT_ID,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": LOCAL_REGION,
+            "resources": [f"arn:aws:s3:::{created.bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": created.bucket},
+                "object": detail_object,
+                "request-id": created.request_id,
+                "requester": LOCAL_ACCOUNT_ID,
+                "source-ip-address": created.source_ip,
+                "reason": created.reason,
+            },
+        }

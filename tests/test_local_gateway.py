@@ -1,0 +1,476 @@
+"""The local HTTP API and function URL emulators behave as API Gateway and Lambda do (fake handlers, no AWS)."""
+
+import base64
+import http.client
+import json
+import re
+import threading
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from local.events import HttpRequest, InvalidLambdaResponse, LambdaContext, RequestIdentity, build_event
+from local.events import to_http_response as translate
+from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
+from local.issuer import LocalIssuer
+from local.server import HttpServer
+from local.template import CorsConfig, FunctionUrlSpec, Template
+from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
+
+TASK_ROUTES = [
+    ("POST", "/tasks"),
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{taskId}"),
+    ("PATCH", "/tasks/{taskId}"),
+    ("DELETE", "/tasks/{taskId}"),
+    ("GET", "/tasks/{taskId}/attachments/{attachmentId}"),
+]
+
+
+@pytest.fixture(scope="module")
+def signer() -> LocalIssuer:
+    return make_issuer()
+
+
+@pytest.fixture
+def handler() -> FakeHandler:
+    return FakeHandler({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"})
+
+
+@pytest.fixture
+def api(signer: LocalIssuer, handler: FakeHandler) -> HttpApiEmulator:
+    return HttpApiEmulator(api_spec(TASK_ROUTES), {"Fn": fake_function(handler)}, authorizer_for(signer))
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+# --- routes -------------------------------------------------------------------------------------------
+
+
+def test_routes_are_read_from_the_template() -> None:
+    template = Template.load()
+    routes = template.http_api_routes()
+    table = RouteTable(route for api in template.http_apis().values() for route in api.routes)
+
+    matched = table.match("GET", "/tasks/01ABC")
+
+    assert routes and {route.handler for route in routes} == {"tasks.app.lambda_handler"}
+    assert matched is not None
+    route, parameters = matched
+    assert (route.route_key, parameters) == ("GET /tasks/{taskId}", {"taskId": "01ABC"})
+    assert route.authorizer is not None, "every route of the template is behind the JWT authorizer"
+    assert table.match("GET", "/admin") is None
+    assert table.match("PATCH", "/tasks") is None
+
+
+def test_a_literal_segment_wins_over_a_parameter_and_a_parameter_over_a_greedy_path() -> None:
+    table = RouteTable(
+        api_spec(
+            [("GET", "/tasks/{taskId}"), ("GET", "/tasks/export"), ("ANY", "/{proxy+}"), ("GET", "/{proxy+}")]
+        ).routes
+    )
+
+    def key(method: str, path: str) -> tuple[str, dict[str, str]]:
+        matched = table.match(method, path)
+        assert matched is not None
+        return matched[0].route_key, matched[1]
+
+    assert key("GET", "/tasks/export") == ("GET /tasks/export", {})
+    assert key("GET", "/tasks/42") == ("GET /tasks/{taskId}", {"taskId": "42"})
+    assert key("GET", "/a/b/c") == ("GET /{proxy+}", {"proxy": "a/b/c"})
+    assert key("POST", "/a/b") == ("ANY /{proxy+}", {"proxy": "a/b"})
+
+
+def test_path_parameters_are_percent_decoded_and_never_empty() -> None:
+    table = RouteTable(api_spec([("GET", "/tasks/{taskId}")]).routes)
+
+    matched = table.match("GET", "/tasks/a%20b%2Fc")
+
+    assert matched is not None and matched[1] == {"taskId": "a b/c"}
+    assert table.match("GET", "/tasks/") is None
+    assert table.match("GET", "/tasks/1/extra") is None
+
+
+def test_an_undeclared_route_is_404_and_the_function_is_not_called(
+    api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler
+) -> None:
+    for method, path in [("GET", "/nope"), ("PUT", "/tasks/1"), ("DELETE", "/tasks"), ("GET", "/")]:
+        response = api(request(method, path, headers=signer.bearer("alice")))
+        assert (response.status, body(response)) == (404, {"message": "Not Found"}), (method, path)
+    assert handler.calls == []
+
+
+def test_a_named_stage_is_the_first_path_segment(signer: LocalIssuer, handler: FakeHandler) -> None:
+    api = HttpApiEmulator(api_spec(TASK_ROUTES, stage="dev"), {"Fn": fake_function(handler)}, authorizer_for(signer))
+
+    missing_stage = api(request("GET", "/tasks", headers=signer.bearer("alice")))
+    ok = api(request("GET", "/dev/tasks", headers=signer.bearer("alice")))
+
+    assert missing_stage.status == 404
+    assert ok.status == 200
+    event = handler.event
+    assert (event["rawPath"], event["routeKey"], event["requestContext"]["stage"]) == (
+        "/dev/tasks",
+        "GET /tasks",
+        "dev",
+    )
+
+
+# --- the JWT authorizer -------------------------------------------------------------------------------
+
+
+def test_no_token_is_401_with_www_authenticate_and_the_function_is_not_called(
+    api: HttpApiEmulator, handler: FakeHandler
+) -> None:
+    response = api(request("GET", "/tasks"))
+
+    assert (response.status, body(response)) == (401, {"message": "Unauthorized"})
+    assert response.header("www-authenticate", "").startswith("Bearer ")
+    assert response.header("apigw-requestid")
+    assert handler.calls == []
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "wrong_key",
+        "unknown_kid",
+        "no_kid",
+        "wrong_issuer",
+        "wrong_audience",
+        "no_audience",
+        "expired",
+        "not_yet_valid",
+        "no_expiry",
+        "alg_none",
+        "hs256_public_key",
+        "tampered",
+        "garbage",
+    ],
+)
+def test_a_bad_token_is_401_and_the_function_is_not_called(
+    api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler, kind: str
+) -> None:
+    token = signer.bad_tokens("alice")[kind]
+
+    response = api(request("GET", "/tasks/1", headers={"Authorization": f"Bearer {token}"}))
+
+    assert (response.status, body(response)) == (401, {"message": "Unauthorized"})
+    assert 'error="invalid_token"' in response.header("www-authenticate", "")
+    assert handler.calls == []
+
+
+def test_the_www_authenticate_header_says_why(api: HttpApiEmulator, signer: LocalIssuer) -> None:
+    bad = signer.bad_tokens("alice")
+
+    def reason(token: str) -> str:
+        return api(request("GET", "/tasks", headers={"Authorization": f"Bearer {token}"})).header("www-authenticate")
+
+    assert "expired" in reason(bad["expired"])
+    assert "audience" in reason(bad["wrong_audience"])
+    assert "issuer" in reason(bad["wrong_issuer"])
+    assert "none" in reason(bad["alg_none"])
+
+
+def test_a_valid_token_puts_its_claims_in_the_event_as_strings(
+    api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler
+) -> None:
+    token = signer.token("alice", groups=["admins", "ops"], email_verified=True)
+
+    response = api(request("GET", "/tasks/1", headers={"Authorization": f"Bearer {token}"}))
+
+    assert response.status == 200
+    authorizer = handler.event["requestContext"]["authorizer"]
+    claims = authorizer["jwt"]["claims"]
+    assert claims["sub"] == "alice"
+    assert claims["iss"] == signer.issuer and claims["aud"] == signer.audience
+    assert claims["exp"].isdigit() and claims["groups"] == "[admins ops]" and claims["email_verified"] == "true"
+    assert authorizer["jwt"]["scopes"] is None
+
+
+def test_the_bearer_prefix_is_optional_as_on_api_gateway(
+    api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler
+) -> None:
+    response = api(request("GET", "/tasks", headers={"authorization": signer.token("alice")}))
+
+    assert response.status == 200
+    assert handler.event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] == "alice"
+
+
+def test_a_route_with_scopes_is_403_without_one_of_them(signer: LocalIssuer, handler: FakeHandler) -> None:
+    spec = api_spec([("GET", "/admin")], scopes={"GET /admin": ("tasks/admin",)})
+    api = HttpApiEmulator(spec, {"Fn": fake_function(handler)}, authorizer_for(signer))
+
+    refused = api(request("GET", "/admin", headers=signer.bearer("alice")))
+    allowed = api(request("GET", "/admin", headers=signer.bearer("alice", scope="tasks/read tasks/admin")))
+
+    assert (refused.status, body(refused)) == (403, {"message": "Forbidden"})
+    assert 'error="insufficient_scope"' in refused.header("www-authenticate", "")
+    assert allowed.status == 200 and len(handler.calls) == 1
+    assert handler.event["requestContext"]["authorizer"]["jwt"]["scopes"] == ["tasks/read", "tasks/admin"]
+
+
+def test_a_route_without_authorizer_gets_no_authorizer_context(signer: LocalIssuer, handler: FakeHandler) -> None:
+    api = HttpApiEmulator(api_spec([("GET", "/healthz")], authorizer=None), {"Fn": fake_function(handler)}, None)
+
+    response = api(request("GET", "/healthz"))
+
+    assert response.status == 200
+    assert "authorizer" not in handler.event["requestContext"]
+
+
+# --- events -------------------------------------------------------------------------------------------
+
+
+def test_the_event_is_payload_format_2(api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler) -> None:
+    headers = [
+        *signer.bearer("alice").items(),
+        ("X-Custom", "one"),
+        ("x-custom", "two"),
+        ("User-Agent", "pytest-agent"),
+        ("Cookie", "session=abc; theme=dark"),
+        ("Cookie", "lang=en"),
+    ]
+
+    api(request("GET", "/tasks/t%201?tag=a&tag=b&status=pending&empty=&q=x%20y", headers=headers))
+
+    event = handler.event
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /tasks/{taskId}"
+    assert event["rawPath"] == "/tasks/t 1"  # HTTP APIs decode the path
+    assert event["rawQueryString"] == "tag=a&tag=b&status=pending&empty=&q=x%20y"
+    assert event["queryStringParameters"] == {"tag": "a,b", "status": "pending", "empty": "", "q": "x y"}
+    assert event["pathParameters"] == {"taskId": "t 1"}
+    assert event["cookies"] == ["session=abc", "theme=dark", "lang=en"]
+    assert all(name == name.lower() for name in event["headers"])
+    assert "cookie" not in event["headers"]
+    assert event["headers"]["x-custom"] == "one,two"
+    assert event["isBase64Encoded"] is False and "body" not in event
+    assert event["stageVariables"] is None
+    context = event["requestContext"]
+    assert context["routeKey"] == "GET /tasks/{taskId}" and context["stage"] == "$default"
+    assert context["http"] == {
+        "method": "GET",
+        "path": "/tasks/t 1",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "203.0.113.7",
+        "userAgent": "pytest-agent",
+    }
+    assert re.fullmatch(r"\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000", context["time"])
+    assert isinstance(context["timeEpoch"], int) and context["requestId"]
+    assert {"accountId", "apiId", "domainName", "domainPrefix"} <= set(context)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "encoded"),
+    [
+        ("application/json", '{"title": "ünïcödé ✓"}'.encode(), False),
+        ("application/merge-patch+json", b'{"title": null}', False),
+        ("text/plain; charset=utf-8", b"hello", False),
+        ("image/png", b"\x89PNG\r\n\x1a\n\x00\xff", True),
+        ("application/octet-stream", b"\x00\x01\x02", True),
+        (None, b"no content type", True),
+        ("text/plain", b"\xff\xfe not utf-8", True),
+    ],
+)
+def test_a_body_is_text_or_base64_by_content_type(content_type: str | None, data: bytes, encoded: bool) -> None:
+    headers = [("Content-Type", content_type)] if content_type else []
+    event = build_event(HttpRequest("POST", "/tasks", headers, data), RequestIdentity(api_id="test"))
+
+    assert event["isBase64Encoded"] is encoded
+    assert (base64.b64decode(event["body"]) if encoded else event["body"].encode()) == data
+
+
+def test_the_event_is_built_fresh_and_json_for_every_invocation(api: HttpApiEmulator, signer: LocalIssuer) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def mutating(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        seen.append(json.loads(json.dumps(event)))
+        event["headers"].clear()
+        return {"statusCode": 204}
+
+    api.functions["Fn"].handler = mutating
+    for _ in range(2):
+        api(request("DELETE", "/tasks/1", headers=signer.bearer("alice")))
+
+    assert seen[0]["headers"]["authorization"] and seen[1]["headers"]["authorization"]
+
+
+def test_the_handler_gets_a_lambda_context(api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler) -> None:
+    api(request("GET", "/tasks", headers=signer.bearer("alice")))
+
+    context = handler.calls[-1][1]
+    assert context.function_name == "fake"
+    assert context.memory_limit_in_mb == "256"
+    assert context.invoked_function_arn.endswith(":function:fake")
+    assert context.aws_request_id and context.function_version == "$LATEST"
+    assert 0 < context.get_remaining_time_in_millis() <= 3000
+
+
+# --- responses ----------------------------------------------------------------------------------------
+
+
+def test_cookies_become_set_cookie_headers_and_a_base64_body_is_decoded() -> None:
+    response = translate(
+        {
+            "statusCode": 201,
+            "headers": {"Content-Type": "image/png", "ETag": '"v1"'},
+            "multiValueHeaders": {"Vary": ["Origin", "Accept"]},
+            "cookies": ["a=1; Path=/; HttpOnly", "b=2"],
+            "body": base64.b64encode(b"\x89PNG\x00\xff").decode(),
+            "isBase64Encoded": True,
+        }
+    )
+
+    assert response.status == 201
+    assert response.body == b"\x89PNG\x00\xff"
+    assert [value for name, value in response.headers if name == "set-cookie"] == ["a=1; Path=/; HttpOnly", "b=2"]
+    assert response.header("etag") == '"v1"' and response.header("vary") == "Origin,Accept"
+
+
+@pytest.mark.parametrize(
+    ("result", "expected_body"),
+    [({"hello": "world"}, b'{"hello":"world"}'), (["a", 1], b'["a",1]'), ("plain text", b"plain text")],
+)
+def test_a_result_without_status_code_is_a_200_json_response(result: Any, expected_body: bytes) -> None:
+    response = translate(result)
+
+    assert (response.status, response.header("content-type")) == (200, "application/json")
+    assert response.body == expected_body
+
+
+def test_an_invalid_result_or_a_failing_handler_is_a_500_from_the_api_and_a_502_from_the_url(
+    signer: LocalIssuer,
+) -> None:
+    def failing(event: dict[str, Any], context: LambdaContext) -> Any:
+        raise RuntimeError("boom")
+
+    with pytest.raises(InvalidLambdaResponse):
+        translate({"statusCode": "abc"})
+    for broken in (failing, FakeHandler({"statusCode": "abc"}), FakeHandler({"statusCode": 200, "body": object()})):
+        api = HttpApiEmulator(api_spec([("GET", "/tasks")]), {"Fn": fake_function(broken)}, authorizer_for(signer))
+        url = FunctionUrlEmulator(fake_function(broken))
+
+        from_api = api(request("GET", "/tasks", headers=signer.bearer("alice")))
+        from_url = url(request("GET", "/tasks"))
+
+        assert (from_api.status, body(from_api)) == (500, {"message": "Internal Server Error"})
+        assert from_url.status == 502
+
+
+def test_decimals_in_a_result_are_numbers_as_the_python_runtime_serialises_them(signer: LocalIssuer) -> None:
+    handler = FakeHandler({"statusCode": 200, "body": "x", "headers": {"x-count": Decimal(3)}})
+    api = HttpApiEmulator(api_spec([("GET", "/tasks")]), {"Fn": fake_function(handler)}, authorizer_for(signer))
+
+    response = api(request("GET", "/tasks", headers=signer.bearer("alice")))
+
+    assert response.header("x-count") == "3"
+
+
+# --- CORS ---------------------------------------------------------------------------------------------
+
+CORS = CorsConfig(
+    allow_origins=("http://localhost:5173",),
+    allow_methods=("GET", "POST", "PATCH"),
+    allow_headers=("authorization", "content-type"),
+    expose_headers=("etag",),
+    max_age=600,
+)
+
+
+def test_a_preflight_is_answered_without_token_or_function(signer: LocalIssuer, handler: FakeHandler) -> None:
+    api = HttpApiEmulator(api_spec(TASK_ROUTES, cors=CORS), {"Fn": fake_function(handler)}, authorizer_for(signer))
+    preflight = [("Origin", "http://localhost:5173"), ("Access-Control-Request-Method", "PATCH")]
+
+    allowed = api(request("OPTIONS", "/tasks/1", headers=preflight))
+    other_origin = api(request("OPTIONS", "/tasks/1", headers=[("Origin", "https://evil.test"), preflight[1]]))
+    actual = api(request("GET", "/tasks", headers=[preflight[0], *signer.bearer("alice").items()]))
+
+    assert allowed.status == 204
+    assert allowed.header("access-control-allow-origin") == "http://localhost:5173"
+    assert allowed.header("access-control-allow-methods") == "GET,POST,PATCH"
+    assert allowed.header("access-control-max-age") == "600"
+    assert other_origin.status == 204 and other_origin.header("access-control-allow-origin") is None
+    assert actual.header("access-control-allow-origin") == "http://localhost:5173"
+    assert actual.header("access-control-expose-headers") == "etag"
+    assert len(handler.calls) == 1
+
+
+# --- the function URL ---------------------------------------------------------------------------------
+
+
+def test_the_function_url_sends_everything_to_the_function_without_authorizer(handler: FakeHandler) -> None:
+    url = FunctionUrlEmulator(fake_function(handler), FunctionUrlSpec("NONE", "BUFFERED", None))
+
+    response = url(request("PUT", "/any/path%2Fhere?x=1&x=2", body={"title": "t"}))
+
+    assert response.status == 200
+    event = handler.event
+    assert (event["routeKey"], event["rawPath"]) == ("$default", "/any/path%2Fhere")  # function URLs keep the encoding
+    assert event["queryStringParameters"] == {"x": "1,2"}
+    assert json.loads(event["body"]) == {"title": "t"} and event["isBase64Encoded"] is False
+    assert "authorizer" not in event["requestContext"]
+    assert "pathParameters" not in event
+    assert event["requestContext"]["accountId"] == "anonymous"
+    assert event["requestContext"]["http"]["method"] == "PUT"
+
+
+def test_a_function_url_with_iam_auth_lets_nothing_through(handler: FakeHandler) -> None:
+    url = FunctionUrlEmulator(fake_function(handler), FunctionUrlSpec("AWS_IAM", "BUFFERED", None))
+
+    assert url(request("GET", "/tasks")).status == 403
+    assert handler.calls == []
+
+
+# --- over HTTP ----------------------------------------------------------------------------------------
+
+
+def test_the_server_passes_raw_requests_and_serves_requests_concurrently(signer: LocalIssuer) -> None:
+    # Given a slow function that waits for a fast one: they only both finish if requests run concurrently.
+    fast_ran = threading.Event()
+
+    def slow(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return {
+            "statusCode": 200,
+            "body": json.dumps({"fastRan": fast_ran.wait(timeout=10)}),
+            "cookies": ["a=1", "b=2"],
+        }
+
+    def fast(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        fast_ran.set()
+        return {"statusCode": 200, "body": event["body"]}
+
+    spec = api_spec([("GET", "/slow", "Slow"), ("POST", "/fast", "Fast")])
+    functions = {"Slow": fake_function(slow, name="slow", timeout_seconds=15), "Fast": fake_function(fast)}
+    server = HttpServer(HttpApiEmulator(spec, functions, authorizer_for(signer)), name="test-api").start()
+    try:
+        results: dict[str, Any] = {}
+
+        def call_slow() -> None:
+            connection = http.client.HTTPConnection(server.host, server.port, timeout=15)
+            connection.request("GET", "/slow", headers=signer.bearer("alice"))
+            response = connection.getresponse()
+            results["slow"] = (json.loads(response.read()), response.headers.get_all("set-cookie"))
+            connection.close()
+
+        slow_thread = threading.Thread(target=call_slow)
+        slow_thread.start()
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=15)
+        connection.putrequest("POST", "/fast")
+        for name, value in [*signer.bearer("alice").items(), ("Content-Type", "text/plain")]:
+            connection.putheader(name, value)
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        connection.send(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        fast_response = connection.getresponse()
+        fast_body = fast_response.read()
+        connection.close()
+        slow_thread.join(timeout=15)
+    finally:
+        server.stop()
+
+    assert fast_response.status == 200 and fast_body == b"hello world"
+    assert results["slow"] == ({"fastRan": True}, ["a=1", "b=2"])

@@ -1,0 +1,159 @@
+"""S3 uploads reach the functions of the template's EventBridge rules as `Object Created` events, locally too."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from local import aws
+from local.events import HttpRequest, HttpResponse
+from local.notifications import EventBus, S3Notifications, matches, object_created
+from local.template import Template
+from tests.local_support import FakeHandler, fake_function
+
+BUCKET = "notify-test-attachments"
+
+
+def s3_event(bucket: str = BUCKET, key: str = "attachments/alice/t1/a1", **detail: Any) -> dict[str, Any]:
+    return {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 3}, **detail},
+    }
+
+
+def test_the_template_rule_matches_attachment_uploads_to_its_bucket_only() -> None:
+    template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
+    (rule,) = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+
+    assert matches(rule.pattern, s3_event())
+    assert not matches(rule.pattern, s3_event(key="exports/alice/x"))
+    assert not matches(rule.pattern, s3_event(bucket="someone-elses-bucket"))
+    assert not matches(rule.pattern, {**s3_event(), "detail-type": "Object Deleted"})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event", "expected"),
+    [
+        ({"a": ["x", "y"]}, {"a": "y"}, True),
+        ({"a": ["x"]}, {"a": ["z", "x"]}, True),
+        ({"a": ["x"]}, {}, False),
+        ({"a": [{"exists": False}]}, {}, True),
+        ({"a": [{"exists": True}]}, {"a": None}, True),
+        ({"a": [{"prefix": "att"}]}, {"a": "attachments/x"}, True),
+        ({"a": [{"suffix": ".png"}]}, {"a": "x.PNG"}, False),
+        ({"a": [{"suffix": {"equals-ignore-case": ".png"}}]}, {"a": "x.PNG"}, True),
+        ({"a": [{"anything-but": ["x", "y"]}]}, {"a": "z"}, True),
+        ({"a": [{"anything-but": {"prefix": "tmp/"}}]}, {"a": "tmp/1"}, False),
+        ({"a": [{"wildcard": "attachments/*/t?"}]}, {"a": "attachments/u/t?"}, True),
+        ({"a": [{"wildcard": "attachments/*/t?"}]}, {"a": "attachments/u/t1"}, False),
+        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 5}, True),
+        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 6}, False),
+        ({"a": {"b": ["x"]}}, {"a": {"b": "x"}}, True),
+        ({"a": {"b": ["x"]}}, {"a": "x"}, False),
+    ],
+)
+def test_event_patterns_match_as_eventbridge_matches_them(
+    pattern: dict[str, Any], event: dict[str, Any], expected: bool
+) -> None:
+    assert matches(pattern, event) is expected
+
+
+def created(
+    method: str, target: str, status: int = 200, headers: list[tuple[str, str]] | None = None, body: bytes = b""
+) -> Any:
+    request = HttpRequest(method, target, [("Host", "127.0.0.1:5000"), *(headers or [])], body, "198.51.100.9")
+    return object_created(request, HttpResponse(status, [("x-amz-request-id", "REQ1")]))
+
+
+def test_only_requests_that_create_an_object_are_noticed() -> None:
+    form = (
+        b'--B\r\nContent-Disposition: form-data; name="key"\r\n\r\nattachments/u/t/${filename}\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="cat.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n\x89PNG\r\n--B--\r\n"
+    )
+
+    put = created("PUT", f"/{BUCKET}/attachments/u/t/a%20b?x-id=PutObject")
+    copy = created("PUT", f"/{BUCKET}/attachments/u/t/c", headers=[("x-amz-copy-source", "/b/k")])
+    post = created("POST", f"/{BUCKET}", 204, [("Content-Type", "multipart/form-data; boundary=B")], form)
+    complete = created("POST", f"/{BUCKET}/attachments/u/t/big?uploadId=U1")
+
+    assert put is not None and (put.bucket, put.key, put.reason) == (BUCKET, "attachments/u/t/a b", "PutObject")
+    assert (put.request_id, put.source_ip) == ("REQ1", "198.51.100.9")
+    assert copy is not None and copy.reason == "CopyObject"
+    assert post is not None and (post.key, post.reason) == ("attachments/u/t/cat.png", "POST Object")
+    assert complete is not None and complete.reason == "CompleteMultipartUpload"
+    assert created("PUT", f"/{BUCKET}/k?tagging") is None
+    assert created("PUT", f"/{BUCKET}/k?uploadId=U1&partNumber=1") is None
+    assert created("PUT", f"/{BUCKET}/k", status=403) is None
+    assert created("PUT", f"/{BUCKET}") is None  # CreateBucket
+    assert created("DELETE", f"/{BUCKET}/k") is None
+    assert created("POST", "/", headers=[("X-Amz-Target", "DynamoDB_20120810.PutItem")]) is None
+
+
+@pytest.fixture
+def moto() -> Iterator[aws.MotoServer]:
+    server = aws.MotoServer("127.0.0.1", 0).start()
+    aws.create_bucket(aws.client("s3", server.url), Template.load(), BUCKET)
+    yield server
+    server.stop()
+
+
+def test_uploads_reach_the_rule_function_with_s3_event_fields(moto: aws.MotoServer) -> None:
+    # Given the template's rule, a fake function behind it, and the bus watching the AWS stand-in
+    template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
+    rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    handler = FakeHandler({"outcome": "ok"})
+    bus = EventBus(rules, {rules[0].function: fake_function(handler)}).start()
+    s3 = aws.client("s3", moto.url)
+    moto.observers.append(S3Notifications([BUCKET], bus, lambda: s3).observe)
+    post = s3.generate_presigned_post(BUCKET, "attachments/alice/t1/a2", ExpiresIn=60)
+
+    # When objects are written: a PUT, a browser-style POST, and one outside the rule's prefix
+    s3.put_object(Bucket=BUCKET, Key="attachments/alice/t1/a1", Body=b"abc")
+    uploaded = requests.post(post["url"], data=post["fields"], files={"file": ("a.txt", b"hello")}, timeout=10)
+    s3.put_object(Bucket=BUCKET, Key="elsewhere/x", Body=b"abc")
+    bus.drain(timeout=10)
+    bus.stop()
+
+    # Then the function got exactly the two attachment events, shaped as S3 sends them
+    assert uploaded.status_code == 204
+    events = [event for event, _ in handler.calls]
+    assert [event["detail"]["object"]["key"] for event in events] == [
+        "attachments/alice/t1/a1",
+        "attachments/alice/t1/a2",
+    ]
+    first, second = events
+    assert (first["source"], first["detail-type"], first["resources"]) == (
+        "aws.s3",
+        "Object Created",
+        [f"arn:aws:s3:::{BUCKET}"],
+    )
+    assert first["detail"]["object"]["size"] == 3 and first["detail"]["object"]["etag"]
+    assert first["detail"]["object"]["version-id"], "the bucket is versioned"
+    assert (first["detail"]["reason"], second["detail"]["reason"]) == ("PutObject", "POST Object")
+    assert second["detail"]["object"]["size"] == 5
+    assert first["detail"]["object"]["sequencer"] < second["detail"]["object"]["sequencer"]
+    assert [delivery.error for delivery in bus.deliveries] == [None, None]
+
+
+def test_a_failing_function_is_retried_twice_then_given_up(moto: aws.MotoServer) -> None:
+    attempts: list[str] = []
+
+    def failing(event: dict[str, Any], context: Any) -> None:
+        attempts.append(event["id"])
+        raise RuntimeError("cannot handle it")
+
+    template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
+    rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    bus = EventBus(rules, {rules[0].function: fake_function(failing)}).start()
+    s3 = aws.client("s3", moto.url)
+    moto.observers.append(S3Notifications([BUCKET], bus, lambda: s3).observe)
+
+    s3.put_object(Bucket=BUCKET, Key="attachments/alice/t1/a1", Body=b"abc")
+    bus.drain(timeout=10)
+    bus.stop()
+
+    assert len(attempts) == 3 and len(set(attempts)) == 1, "the same event, three times"
+    assert bus.deliveries[-1].attempts == 3 and "RuntimeError" in (bus.deliveries[-1].error or "")
