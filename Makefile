@@ -23,19 +23,22 @@ help:
 	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt
-	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	@echo "installing the app and test dependencies into $(VENV)" >&2
+	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt >&2
+	@touch $@
 
 $(SAM_VENV)/.installed: tools/sam-requirements.txt
-	test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/sam-requirements.txt
-	touch $@
+	@echo "installing SAM CLI (with cfn-lint) into $(SAM_VENV)" >&2
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/sam-requirements.txt >&2
+	@touch $@
 
 $(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt
-	touch $@
+	@echo "installing checkov into $(CHECKOV_VENV)" >&2
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt >&2
+	@touch $@
 
 install: $(VENV)/.installed
 tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
