@@ -44,7 +44,7 @@ install: $(VENV)/.installed
 tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 run: install
-	$(PY) -m local run
+	$(PY) -m local run $(ARGS)
 
 token: install
 	@$(PY) -m local token $(TOKEN_USER)
@@ -53,7 +53,7 @@ seed: install
 	$(PY) -m local seed --user $(TOKEN_USER) -n $(N)
 
 dynamodb-local: install
-	$(PY) -m local dynamodb-local
+	$(PY) -m local dynamodb-local $(ARGS)
 
 test: lint test-unit test-template test-e2e
 
