@@ -42,7 +42,8 @@ BOTO3_CHILD = """
 import sys
 import boto3
 client = boto3.client("dynamodb")
-item = client.get_item(TableName=sys.argv[1], Key={"pk": {"S": sys.argv[2]}, "sk": {"S": sys.argv[3]}}, ConsistentRead=True)
+key = {"pk": {"S": sys.argv[2]}, "sk": {"S": sys.argv[3]}}
+item = client.get_item(TableName=sys.argv[1], Key=key, ConsistentRead=True)
 assert "Item" in item
 """
 
