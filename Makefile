@@ -1,7 +1,10 @@
 # Serverless Tasks: `make run` starts the whole stack locally, `make test` runs every check.
 # Both install what they need on first use (Python 3.13 virtual environments under .venv and .tools).
 
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versions/3.13.0/bin/python3.13)
+# A real Python 3.13 (pyenv's own build first: its shims can't run a version that is not selected).
+PYTHON313 ?= $(PYTHON313_FOUND)
+PYTHON313_FOUND := $(firstword $(foreach p,$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+	$(shell command -v python3.13 2>/dev/null),$(shell $(p) -c 'import sys; print("$(p)" if sys.version_info[:2] == (3, 13) else "")' 2>/dev/null)))
 VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .tools/sam
@@ -16,29 +19,32 @@ TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 N ?= 1000
 ENV ?= default
 
-.PHONY: help install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
+.PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
 	build validate deploy bench clean
 
 help:
 	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
 
-$(VENV)/.installed: requirements-dev.txt src/requirements.txt
+$(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
 	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt >&2
 	@touch $@
 
-$(SAM_VENV)/.installed: tools/sam-requirements.txt
+$(SAM_VENV)/.installed: tools/sam-requirements.txt | check-python
 	@echo "installing SAM CLI (with cfn-lint) into $(SAM_VENV)" >&2
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
 	@$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/sam-requirements.txt >&2
 	@touch $@
 
-$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
+$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt | check-python
 	@echo "installing checkov into $(CHECKOV_VENV)" >&2
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
 	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt >&2
 	@touch $@
+
+check-python:
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed: install it (e.g. pyenv install 3.13) or run make PYTHON313=/path/to/python3.13" >&2; exit 1; }
 
 install: $(VENV)/.installed
 tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
