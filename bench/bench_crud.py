@@ -139,6 +139,28 @@ def cold_start(runs: int, env: dict[str, str], task_id: str) -> None:
     print(f"  ratio handler / bare boto3        {handler / bare:.2f}x  (target <= 1.30x)")
 
 
+IMPORT_COSTS = {
+    "interpreter only": "pass",
+    "boto3 + DynamoDB client": "import boto3; boto3.client('dynamodb')",
+    "Powertools event handler": "import aws_lambda_powertools.event_handler",
+    "Powertools Logger + Metrics": "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics()",
+    "Powertools Tracer (X-Ray SDK)": "from aws_lambda_powertools import Tracer; Tracer()",
+    "pydantic (POST/PUT/PATCH only)": "import pydantic",
+    "PyJWT + cryptography (URL only)": "import jwt.algorithms",
+}
+
+
+def import_costs(runs: int, env: dict[str, str]) -> None:
+    print(f"Where a cold start goes: fresh process per statement, median of {runs}")
+    for label, statement in IMPORT_COSTS.items():
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", statement], env=env, check=True, capture_output=True)
+            timings.append(time.perf_counter() - started)
+        print(f"  {label:<34} {statistics.median(timings) * 1000:7.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
@@ -159,6 +181,7 @@ def main() -> None:
 
         task = task_service().create(USER, TaskFields(title="cold start probe"))
         cold_start(args.runs, env, task.taskId)
+        import_costs(max(3, args.runs // 3), env)
     finally:
         server.stop()
 

@@ -83,6 +83,25 @@ def thumbprint(key: RSAPrivateKey) -> str:
     return _b64(hashlib.sha256(canonical.encode()).digest())
 
 
+BAD_TOKEN_KINDS = (
+    "wrong_key",
+    "unknown_kid",
+    "no_kid",
+    "wrong_issuer",
+    "wrong_audience",
+    "no_audience",
+    "expired",
+    "not_yet_valid",
+    "no_expiry",
+    "alg_none",
+    "hs256_public_key",
+    "no_sub",
+    "tampered",
+    "garbage",
+)
+"""Every kind of token `LocalIssuer.bad_tokens()` makes: each must be refused by every entry point."""
+
+
 class LocalIssuer:
     """Signs RS256 access tokens for the local stack and publishes the verifying JWKS."""
 

@@ -172,14 +172,17 @@ def repository(stack: StackProcess, request: pytest.FixtureRequest) -> TaskRepos
     """The functions' own repository on the stack's table, for races that need many writers at once."""
     if stack.info["dynamodb_endpoint"] == stack.info["aws_endpoint"]:
         pytest.skip("moto applies concurrent writes without isolation; races run on DynamoDB Local")
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.info["dynamodb_endpoint"],
+    return TaskRepository(local_client("dynamodb", stack.info["dynamodb_endpoint"]), stack.info["table_name"])
+
+
+def local_client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    return TaskRepository(client, stack.info["table_name"])
 
 
 def race(writers: int, write: Callable[[int], None]) -> None:
@@ -348,12 +351,6 @@ def test_deleting_a_task_removes_its_uploaded_files(stack: StackProcess, alice: 
 
     assert alice.call("DELETE", f"/tasks/{task['taskId']}").status_code == 204
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.info["aws_endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = local_client("s3", stack.info["aws_endpoint"])
     versions = s3.list_object_versions(Bucket=stack.info["bucket_name"], Prefix=record["upload"]["fields"]["key"])
     assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []

@@ -13,7 +13,7 @@ import pytest
 from local.events import HttpRequest, InvalidLambdaResponse, LambdaContext, RequestIdentity, build_event
 from local.events import to_http_response as translate
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
-from local.issuer import LocalIssuer
+from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
 from local.server import HttpServer
 from local.template import CorsConfig, FunctionUrlSpec, Template
 from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
@@ -133,24 +133,8 @@ def test_no_token_is_401_with_www_authenticate_and_the_function_is_not_called(
     assert handler.calls == []
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "wrong_key",
-        "unknown_kid",
-        "no_kid",
-        "wrong_issuer",
-        "wrong_audience",
-        "no_audience",
-        "expired",
-        "not_yet_valid",
-        "no_expiry",
-        "alg_none",
-        "hs256_public_key",
-        "tampered",
-        "garbage",
-    ],
-)
+# A token without `sub` passes API Gateway's authorizer (the app refuses it), so it is not in this list.
+@pytest.mark.parametrize("kind", [kind for kind in BAD_TOKEN_KINDS if kind != "no_sub"])
 def test_a_bad_token_is_401_and_the_function_is_not_called(
     api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler, kind: str
 ) -> None:
