@@ -193,6 +193,7 @@ class TaskRepository:
                 item = _deserialize(raw)
                 yield _from_item(item), {name: item[name] for name in key_names}
             exclusive_start = response.get("LastEvaluatedKey")
+            del response  # one page in memory at a time: let this one go before reading the next
             if not exclusive_start:
                 return
 
@@ -298,9 +299,9 @@ def _plan(owner: str, query: ListQuery) -> _QueryPlan:
     values: dict[str, Any] = {":pk": owner_key}
     filters: list[str] = []
 
-    def add_filter(expression: str, attribute: str, placeholder: str, value: Any) -> None:
+    def add_filter(expression: str, attribute: str, value_name: str, value: Any) -> None:
         names[f"#{attribute}"] = attribute
-        values[placeholder] = value
+        values[value_name] = value
         filters.append(expression)
 
     if query.sort == "dueDate":
