@@ -25,7 +25,7 @@ class Settings:
     download_url_seconds: int = 300
     export_max_bytes: int = 150_000_000
     export_timeout_seconds: float = 300.0
-    export_safety_seconds: float = 10.0
+    export_safety_seconds: float = 25.0
 
 
 DEFAULT_CONTENT_TYPES = (
@@ -75,5 +75,5 @@ def get_settings() -> Settings:
         attachment_content_types=frozenset(item.strip().lower() for item in content_types.split(",") if item.strip()),
         export_max_bytes=int(_number("EXPORT_MAX_BYTES", 150_000_000)),
         export_timeout_seconds=_number("EXPORT_TIMEOUT_SECONDS", 300.0),
-        export_safety_seconds=_number("EXPORT_SAFETY_SECONDS", 10.0),
+        export_safety_seconds=_number("EXPORT_SAFETY_SECONDS", 25.0),
     )
