@@ -1,4 +1,7 @@
-"""Task use cases shared by both functions. No HTTP here and no boto3: that is the repository's."""
+"""Task use cases shared by both functions. No HTTP here; DynamoDB and S3 are the repository's.
+
+The cached factories at the end wire the real AWS clients, once per process.
+"""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
