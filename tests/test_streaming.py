@@ -515,4 +515,6 @@ def test_another_users_tasks_never_appear(client: TestClient, issuer: LocalIssue
 
 def test_other_methods_and_paths_are_problems(client: TestClient, issuer: LocalIssuer) -> None:
     assert_problem(client.post("/tasks/export", headers=issuer.bearer(ALICE)), 405)
+    head = client.head("/tasks/export", headers=issuer.bearer(ALICE))
+    assert (head.status_code, head.headers["allow"]) == (405, "GET")
     assert_problem(client.get("/tasks", headers=issuer.bearer(ALICE)), 404)

@@ -310,11 +310,11 @@ def create_app(
 ) -> Starlette:
     """The streaming app. Settings and the service are read per request, so configuration stays lazy."""
     exporter = Exporter(settings, clock, service)
+    export_route = Route("/tasks/export", exporter.export, methods=["GET"])
+    if export_route.methods:  # Starlette adds HEAD to GET routes: a HEAD would run a whole export
+        export_route.methods.discard("HEAD")
     return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/tasks/export", exporter.export, methods=["GET"]),
-        ],
+        routes=[Route("/healthz", healthz, methods=["GET"]), export_route],
         exception_handlers={
             errors.DomainError: domain_error,
             404: route_not_found,
