@@ -423,8 +423,27 @@ class Cors:
 # --- the emulators ------------------------------------------------------------------------------------
 
 
-class HttpApiEmulator:
+class _Endpoint:
+    """What both emulators do around each request: a request id, CORS preflight and response headers."""
+
+    request_id_header: str
+    cors: "Cors | None"
+    _handle: Callable[[HttpRequest, str], HttpResponse]  # each emulator's own routing and invocation
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id_value = request_id()
+        preflight = self.cors.preflight(request) if self.cors else None
+        response = preflight or self._handle(request, request_id_value)
+        if self.cors:
+            response = self.cors.decorate(request, response)
+        response.headers.append((self.request_id_header, request_id_value))
+        return response
+
+
+class HttpApiEmulator(_Endpoint):
     """API Gateway HTTP API (payload format 2.0) in front of local functions."""
+
+    request_id_header = "apigw-requestid"
 
     def __init__(
         self,
@@ -449,19 +468,9 @@ class HttpApiEmulator:
         self.cors = Cors(api.cors) if api.cors else None
         self.log = log
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id_value = request_id()
-        response = self._handle(request, request_id_value)
-        if self.cors:
-            response = self.cors.decorate(request, response)
-        response.headers.append(("apigw-requestid", request_id_value))
-        return response
-
     def _handle(self, request: HttpRequest, request_id_value: str) -> HttpResponse:
         if len(request.body) > MAX_REQUEST_BYTES:
             return HttpResponse.json(413, {"message": "Request Entity Too Large"})
-        if self.cors and (preflight := self.cors.preflight(request)):
-            return preflight
         path = request.raw_path
         if self.stage_prefix:  # a named stage: /dev/tasks is route /tasks of stage dev
             if not path.startswith(self.stage_prefix + "/"):
@@ -499,8 +508,10 @@ class HttpApiEmulator:
             print(f"[http-api] {message}", file=self.log or sys.stderr, flush=True)
 
 
-class FunctionUrlEmulator:
+class FunctionUrlEmulator(_Endpoint):
     """A function URL: every method and path to one function, routeKey `$default`, no authorizer."""
+
+    request_id_header = "x-amzn-requestid"
 
     def __init__(
         self,
@@ -516,17 +527,7 @@ class FunctionUrlEmulator:
         self.cors = Cors(self.url.cors) if self.url.cors else None
         self.log = log
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id_value = request_id()
-        response = self._handle(request, request_id_value)
-        if self.cors:
-            response = self.cors.decorate(request, response)
-        response.headers.append(("x-amzn-requestid", request_id_value))
-        return response
-
     def _handle(self, request: HttpRequest, request_id_value: str) -> HttpResponse:
-        if self.cors and (preflight := self.cors.preflight(request)):
-            return preflight
         if self.url.auth_type != "NONE":  # AWS_IAM: SigV4 is not emulated, so nothing gets through
             return HttpResponse.json(403, {"Message": "Forbidden"})
         event = build_event(request, self.identity, request_id_value=request_id_value)
