@@ -51,10 +51,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def routes() -> list[tuple[str, str]]:
     """(method, path template) of every route served, e.g. ("GET", "/tasks/{taskId}")."""
-    registered = app._static_routes + app._dynamic_routes  # Powertools keeps no public route table
-    return sorted((route.method, route.path.replace("<", "{").replace(">", "}")) for route in registered)
+    return sorted((route.method, route.path.replace("<", "{").replace(">", "}")) for route in _registered())
 
 
 def allowed_methods(path: str) -> list[str]:
-    registered = app._static_routes + app._dynamic_routes
-    return sorted({route.method for route in registered if route.rule.match(path)})
+    return sorted({route.method for route in _registered() if route.rule.match(path)})
+
+
+def _registered() -> list[Any]:
+    return app._static_routes + app._dynamic_routes  # Powertools keeps no public route table
