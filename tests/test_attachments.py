@@ -286,3 +286,26 @@ def test_attachment_routes_need_a_token(invoke: Invoke) -> None:
 def test_unknown_task_is_404_for_attachments(invoke: Invoke) -> None:
     assert attach(invoke, "01JDX6Z8Q3V5K7M9P1R3T5W7Y9").status == 404
     assert invoke("list-attachments").status == 404
+
+
+@pytest.mark.parametrize("code", ["SlowDown", "InternalError", "ServiceUnavailable"])
+def test_s3_throttling_is_503_and_the_attachment_stays(
+    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    from botocore.stub import Stubber
+
+    from core.service import attachment_service
+
+    task = create()
+    record = attach(invoke, task["taskId"]).json()
+    client = boto3.client("s3")
+    stubber = Stubber(client)
+    stubber.add_client_error("list_object_versions", service_error_code=code, http_status_code=503)
+    stubber.activate()
+    monkeypatch.setattr(attachment_service()._objects, "_client", client)
+
+    response = invoke("delete-attachment", task_id=task["taskId"], attachment_id=record["attachmentId"])
+
+    assert response.status == 503, response
+    assert response.headers["retry-after"]
+    assert len(attachment_items()) == 1

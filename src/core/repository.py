@@ -34,6 +34,8 @@ _UNAVAILABLE_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "LimitExceededException",
+        "SlowDown",  # S3's throttling
+        "InternalError",  # S3's 500
     }
 )
 _serializer = TypeSerializer()
