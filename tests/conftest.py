@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from core import auth, config, service
+from local.events import LambdaContext
 from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.server import HttpServer
 from local.template import table_definition
@@ -99,15 +100,19 @@ def create_table(client: Any, name: str) -> None:
     client.get_waiter("table_exists").wait(TableName=name)
 
 
-class LambdaContext:
-    function_name = "TasksFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TasksFunction"
-    aws_request_id = "test-request-0001"
+REQUEST_ID = "test-request-0001"
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 10_000
+
+def lambda_context() -> LambdaContext:
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:TasksFunction"
+    return LambdaContext("TasksFunction", arn, memory_limit_in_mb=512, timeout_seconds=10, aws_request_id=REQUEST_ID)
+
+
+def call_handler(event: dict[str, Any]) -> "HttpResponse":
+    """The CRUD function's answer to a whole event (for tests that shape the event themselves)."""
+    from tasks.app import lambda_handler
+
+    return HttpResponse(lambda_handler(event, lambda_context()))
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -179,10 +184,8 @@ def make_event(
 
 @pytest.fixture
 def invoke(aws: None) -> Invoke:
-    from tasks.app import lambda_handler
-
     def call(name: str, **changes: Any) -> HttpResponse:
-        return HttpResponse(lambda_handler(make_event(name, **changes), LambdaContext()))
+        return call_handler(make_event(name, **changes))
 
     return call
 

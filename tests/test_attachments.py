@@ -13,7 +13,7 @@ import pytest
 from core.attachments import clean_file_name, content_disposition
 from core.errors import InvalidInput
 from tasks.upload_events import lambda_handler as upload_handler
-from tests.conftest import ALICE, BOB, BUCKET, TABLE, HttpResponse, Invoke, LambdaContext, load_event
+from tests.conftest import ALICE, BOB, BUCKET, TABLE, HttpResponse, Invoke, lambda_context, load_event
 
 PDF = {"fileName": "report.pdf", "contentType": "application/pdf", "size": 11}
 
@@ -33,7 +33,7 @@ def notify(key: str, size: int, version_id: str | None = None) -> dict[str, Any]
     event = load_event("upload-event")
     event["detail"]["bucket"]["name"] = BUCKET
     event["detail"]["object"].update({"key": key, "size": size, "version-id": version_id})
-    result: dict[str, Any] = upload_handler(event, LambdaContext())
+    result: dict[str, Any] = upload_handler(event, lambda_context())
     return result
 
 

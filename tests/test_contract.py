@@ -7,7 +7,7 @@ import pytest
 
 from local.template import http_api_routes
 from tasks import app
-from tests.conftest import EVENTS, HttpResponse, Invoke, LambdaContext, load_event
+from tests.conftest import EVENTS, Invoke, call_handler, load_event
 
 # What each sample event answers against an empty table: the sample task does not exist yet.
 EXPECTED_STATUS = {
@@ -55,16 +55,14 @@ def test_every_sample_event_invokes_the_handler(invoke: Invoke, name: str) -> No
 
 
 def test_sample_events_succeed_once_their_task_exists(invoke: Invoke) -> None:
-    from tasks.app import lambda_handler
-
     task_id = load_event("get-task")["pathParameters"]["taskId"]
     sub = load_event("get-task")["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
     _put_sample_task(task_id, sub)
 
     for name, status in (("get-task", 200), ("patch-task", 200), ("replace-task", 200), ("create-attachment", 201)):
-        response = HttpResponse(lambda_handler(_fresh_if_match(load_event(name)), LambdaContext()))
+        response = call_handler(_fresh_if_match(load_event(name)))
         assert response.status == status, (name, response)
-    assert HttpResponse(lambda_handler(_fresh_if_match(load_event("delete-task")), LambdaContext())).status == 204
+    assert call_handler(_fresh_if_match(load_event("delete-task"))).status == 204
 
 
 def test_every_events_file_is_covered() -> None:

@@ -11,7 +11,7 @@ from core.config import get_settings
 from core.cursor import CursorCodec
 from core.repository import ObjectStore, TaskRepository
 from core.service import AWS_CLIENT_CONFIG, TaskService
-from tests.conftest import BUCKET, TABLE, Invoke
+from tests.conftest import BUCKET, REQUEST_ID, TABLE, Invoke
 
 OPERATIONS = {
     "create-task": "put_item",
@@ -76,6 +76,6 @@ def test_unexpected_error_is_500_with_correlation_id_and_nothing_internal(
 
     assert response.status == 500
     body = response.json()
-    assert body["correlationId"] == "test-request-0001"
+    assert body["correlationId"] == REQUEST_ID
     for leak in ("secret detail", "ValidationException", "Traceback", "botocore", "TaskRepository", TABLE):
         assert leak not in response.text

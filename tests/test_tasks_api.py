@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ALICE, BOB, HttpResponse, Invoke, make_event
+from tests.conftest import ALICE, BOB, HttpResponse, Invoke, call_handler, make_event
 
 PROBLEM = "application/problem+json"
 
@@ -339,10 +339,7 @@ def test_base64_encoded_body_is_decoded(invoke: Invoke) -> None:
     event = make_event("create-task", body={"title": "from base64"})
     event["body"] = base64.b64encode(event["body"].encode()).decode()
     event["isBase64Encoded"] = True
-    from tasks.app import lambda_handler
-    from tests.conftest import LambdaContext
-
-    response = HttpResponse(lambda_handler(event, LambdaContext()))
+    response = call_handler(event)
     assert response.status == 201
     assert response.json()["title"] == "from base64"
 
@@ -355,10 +352,7 @@ def test_odd_task_ids_are_404(invoke: Invoke, task_id: str) -> None:
 def test_wrong_method_is_405_with_allow(invoke: Invoke) -> None:
     event = make_event("list-tasks")
     event["requestContext"]["http"]["method"] = "PUT"
-    from tasks.app import lambda_handler
-    from tests.conftest import LambdaContext
-
-    response = HttpResponse(lambda_handler(event, LambdaContext()))
+    response = call_handler(event)
 
     assert_problem(response, 405)
     assert response.headers["allow"] == "GET, POST"
@@ -367,10 +361,7 @@ def test_wrong_method_is_405_with_allow(invoke: Invoke) -> None:
 def test_unknown_path_is_404(invoke: Invoke) -> None:
     event = make_event("list-tasks")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/nothing/here"
-    from tasks.app import lambda_handler
-    from tests.conftest import LambdaContext
-
-    assert_problem(HttpResponse(lambda_handler(event, LambdaContext())), 404)
+    assert_problem(call_handler(event), 404)
 
 
 def test_problem_body_is_json(invoke: Invoke) -> None:
