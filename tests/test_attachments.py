@@ -114,7 +114,9 @@ def test_upload_event_with_wrong_size_does_not_make_available(invoke: Invoke, cr
     )
 
 
-@pytest.mark.parametrize("key", ["elsewhere/file", "attachments/only/two", "attachments/a/b/c/d", "attachments//b/c"])
+@pytest.mark.parametrize(
+    "key", ["elsewhere/file", "attachments/only/two", "attachments/a/b/c/d", "attachments//b/c", "attachments/a/b/c"]
+)
 def test_upload_event_ignores_objects_outside_the_attachment_layout(aws: None, key: str) -> None:
     boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"x")
 

@@ -109,6 +109,10 @@ def test_task_lifecycle_over_the_http_api(alice: Client) -> None:
         ("GET", "/tasks?limit=500", {}, 400),
         ("GET", "/tasks?cursor=forged.cursor", {}, 400),
         ("GET", "/tasks/01JDX6Z8Q3V5K7M9P1R3T5W7Y9", {}, 404),
+        ("GET", "/tasks/" + "x" * 2000, {}, 404),  # longer than a DynamoDB sort key may be
+        ("DELETE", "/tasks/" + "x" * 2000, {}, 404),
+        ("GET", "/tasks/" + "x" * 2000 + "/attachments", {}, 404),
+        ("GET", "/tasks/01JDX6Z8Q3V5K7M9P1R3T5W7Y9/attachments/" + "y" * 2000, {}, 404),
         ("POST", "/tasks", {"json": {"title": "x", "description": "d" * 40_000}}, 413),
         ("POST", "/tasks", {"data": "title=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415),
         ("POST", "/tasks", {"json": {"title": "x", "version": 3}}, 422),

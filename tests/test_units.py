@@ -24,6 +24,23 @@ def test_ids_are_time_ordered_and_unique(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("01JDX6Z8Q3V5K7M9P1R3T5W7Y9", True),
+        ("01jdx6z8q3v5k7m9p1r3t5w7y9", False),
+        ("8" + "0" * 25, False),
+        ("01JDX6Z8Q3V5K7M9P1R3T5W7YU", False),
+        ("x" * 2000, False),
+        ("", False),
+        ("../../etc/passwd", False),
+    ],
+)
+def test_only_ids_this_service_could_make_are_valid(value: str, valid: bool) -> None:
+    assert ids.is_valid(value) is valid
+    assert ids.is_valid(ids.new_id())
+
+
+@pytest.mark.parametrize(
     ("text", "instant"),
     [
         ("2026-12-01", "2026-12-01T00:00:00.000000Z"),

@@ -51,6 +51,8 @@ def parse_object_key(key: str) -> tuple[str, str, str] | None:
     if len(parts) != 3 or not all(parts):
         return None
     owner, task_id, attachment_id = unquote(parts[0]), parts[1], parts[2]
+    if not (ids.is_valid(task_id) and ids.is_valid(attachment_id)):
+        return None
     return (owner, task_id, attachment_id) if object_key(owner, task_id, attachment_id) == key else None
 
 

@@ -13,3 +13,8 @@ def new_id() -> str:
         value, index = divmod(value, 32)
         chars.append(_ALPHABET[index])
     return "".join(reversed(chars))
+
+
+def is_valid(value: str) -> bool:
+    """Whether `value` could be an id this service made (anything else names nothing)."""
+    return len(value) == 26 and all(ch in _ALPHABET for ch in value) and value[0] <= "7"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core import clock
+from core import clock, ids
 from core.cursor import Position
 from core.errors import InvalidCursor, NotFound, PreconditionFailed, ServiceUnavailable
 from core.listing import ListQuery
@@ -47,11 +47,19 @@ def user_key(owner: str) -> str:
 
 
 def task_key(task_id: str) -> str:
-    return f"TASK#{task_id}"
+    return f"TASK#{_existing(task_id)}"
 
 
 def attachment_prefix(task_id: str) -> str:
-    return f"ATT#{task_id}#"
+    return f"ATT#{_existing(task_id)}#"
+
+
+def _existing(item_id: str) -> str:
+    """An id from a request, checked before it goes into a key: one this service cannot have made
+    (too long for a DynamoDB key, say) names nothing, so it is a 404 without a round trip."""
+    if not ids.is_valid(item_id):
+        raise NotFound("not found")
+    return item_id
 
 
 PENDING_RECORD_GRACE_SECONDS = 24 * 3600  # DynamoDB TTL removes dead pending records this long after their window
@@ -401,7 +409,7 @@ def _from_item(item: dict[str, Any]) -> Task:
 
 
 def _attachment_key(owner: str, task_id: str, attachment_id: str) -> dict[str, str]:
-    return {"pk": user_key(owner), "sk": attachment_prefix(task_id) + attachment_id}
+    return {"pk": user_key(owner), "sk": attachment_prefix(task_id) + _existing(attachment_id)}
 
 
 def _attachment_item(attachment: Attachment) -> dict[str, Any]:
