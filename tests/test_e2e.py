@@ -129,6 +129,19 @@ def test_error_statuses_are_problems(
     assert response.json()["status"] == status
 
 
+def test_unicode_and_control_characters_round_trip(alice: Client) -> None:
+    title = "Ünïcode 📝 日本語 \u202e nul:\x00 tab:\t"
+    task = create(alice, title=title, tags=["🏷️", "ß"], description="d" * 10_000)
+
+    assert alice.call("GET", f"/tasks/{task['taskId']}").json()["title"] == title.strip()
+    listed = alice.call("GET", "/tasks", params={"tag": "🏷️"}).json()["items"]
+    assert [item["taskId"] for item in listed] == [task["taskId"]]
+    lone_surrogate = alice.call(
+        "POST", "/tasks", data='{"title": "\\ud800"}', headers={"Content-Type": "application/json"}
+    )
+    assert lone_surrogate.status_code == 400
+
+
 def test_undeclared_route_is_404_like_api_gateway(alice: Client) -> None:
     assert alice.call("GET", "/nothing").status_code == 404
     assert alice.call("POST", "/tasks/01JDX6Z8Q3V5K7M9P1R3T5W7Y9").status_code == 404
