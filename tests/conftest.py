@@ -16,7 +16,7 @@ from core import auth, config, service
 from local.events import LambdaContext
 from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.server import HttpServer
-from local.template import table_definition
+from local.template import Template, table_definition
 
 # Powertools reads these when a handler module is imported, which may happen at collection time.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tasks")
@@ -29,6 +29,7 @@ TABLE = "tasks-test"
 BUCKET = "tasks-test-attachments"
 ISSUER = "https://issuer.test"
 AUDIENCE = "tasks-test-audience"
+CONTENT_TYPES = Template.load().parameters["AttachmentContentTypes"]  # as the template sets it
 ALICE = "alice-sub"
 BOB = "bob-sub"
 
@@ -64,6 +65,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks_url: str) -> Iterator[None
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTasksTest",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
+        "ATTACHMENT_CONTENT_TYPES": CONTENT_TYPES,
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -311,3 +311,19 @@ def test_s3_throttling_is_503_and_the_attachment_stays(
     assert response.status == 503, response
     assert response.headers["retry-after"]
     assert len(attachment_items()) == 1
+
+
+def test_crud_function_without_an_allow_list_fails_loudly(
+    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import clear_caches
+
+    task = create()
+    monkeypatch.delenv("ATTACHMENT_CONTENT_TYPES")
+    clear_caches()
+
+    response = attach(invoke, task["taskId"])
+
+    assert response.status == 500
+    assert "ATTACHMENT_CONTENT_TYPES" not in response.text
+    assert attachment_items() == []

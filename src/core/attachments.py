@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote, unquote_plus
 
 from core import clock, ids
 from core.config import Settings
-from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.errors import ConfigurationError, Conflict, FieldError, InvalidInput, NotFound
 from core.models import Attachment
 from core.repository import ObjectStore, TaskRepository
 
@@ -78,6 +78,8 @@ class AttachmentService:
         self._settings = settings
 
     def create(self, owner: str, task_id: str, request: "AttachmentRequest") -> Upload:
+        if not self._settings.attachment_content_types:
+            raise ConfigurationError("ATTACHMENT_CONTENT_TYPES is required to accept attachments")
         content_type = request.contentType.strip().lower()
         problems = []
         if content_type not in self._settings.attachment_content_types:

@@ -28,14 +28,6 @@ class Settings:
     export_safety_seconds: float = 25.0
 
 
-DEFAULT_CONTENT_TYPES = (
-    "application/pdf,image/png,image/jpeg,image/gif,image/webp,text/plain,text/csv,"
-    "application/zip,application/json,"
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-)
-
-
 def _required(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
@@ -62,7 +54,7 @@ def get_settings() -> Settings:
     secret = _required("CURSOR_SECRET")
     if len(secret) < 32:
         raise ConfigurationError("CURSOR_SECRET must be at least 32 characters")
-    content_types = os.environ.get("ATTACHMENT_CONTENT_TYPES", "").strip() or DEFAULT_CONTENT_TYPES
+    content_types = os.environ.get("ATTACHMENT_CONTENT_TYPES", "")  # set on the CRUD function only
     return Settings(
         table_name=_required("TABLE_NAME"),
         bucket_name=_required("BUCKET_NAME"),
