@@ -86,7 +86,7 @@ def event(
 
 def round_trips() -> None:
     import tasks.app as app
-    from core.service import task_service
+    from core.domain.tasks import task_service
 
     calls: Counter[str] = Counter()
     client = task_service()._repository._client  # the handler's own client
@@ -170,8 +170,8 @@ def main() -> None:
         dynamodb = boto3.client("dynamodb")
         dynamodb.create_table(**{**table_definition(), "TableName": TABLE})
         round_trips()
-        from core.bodies import TaskFields
-        from core.service import task_service
+        from core.domain.tasks import task_service
+        from core.http.bodies import TaskFields
 
         task = task_service().create(USER, TaskFields(title="cold start probe"))
         cold_start(args.runs, env, task.taskId)

@@ -37,10 +37,10 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from core.bodies import TaskFields  # noqa: E402
-from core.cursor import CursorCodec  # noqa: E402 - after the path set-up above
-from core.repository import TaskRepository  # noqa: E402
-from core.service import SCROLL_PAGE_SIZE, TaskService  # noqa: E402
+from core.data.repository import TaskRepository  # noqa: E402
+from core.domain.cursor import CursorCodec  # noqa: E402 - after the path set-up above
+from core.domain.tasks import SCROLL_PAGE_SIZE, TaskService  # noqa: E402
+from core.http.bodies import TaskFields  # noqa: E402
 from local.issuer import LocalIssuer, generate_key  # noqa: E402
 from local.template import table_definition  # noqa: E402
 
@@ -55,8 +55,8 @@ SAMPLE_SECONDS = 0.005
 APP_BOOT = """
 import sys, uvicorn
 from botocore.config import Config
-import core.service
-core.service.AWS_CLIENT_CONFIG = core.service.AWS_CLIENT_CONFIG.merge(Config(read_timeout=120))
+import core.domain.tasks
+core.domain.tasks.AWS_CLIENT_CONFIG = core.domain.tasks.AWS_CLIENT_CONFIG.merge(Config(read_timeout=120))
 uvicorn.run("streaming.app:app", host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="warning")
 """
 

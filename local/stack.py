@@ -54,7 +54,7 @@ from local.template import DEFAULT_TEMPLATE, REPO_ROOT, CorsConfig, FunctionSpec
 STATE_DIR = REPO_ROOT / ".local"
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
 DEFAULT_STREAMING_APP = "streaming.app:app"
-APP_PACKAGES = ("core", "tasks", "streaming")  # whose module-level caches a new stack resets
+APP_PACKAGES = ("core", "tasks", "streaming", "uploads")  # whose module-level caches a new stack resets
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from core import auth, config, service
+from core import config
+from core.domain import tasks as service
+from core.http import auth
 from local.events import LambdaContext
 from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.server import HttpServer

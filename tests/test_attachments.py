@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
-from core.attachments import clean_file_name, content_disposition
-from core.errors import InvalidInput
-from tasks.upload_events import lambda_handler as upload_handler
+from core.domain.attachments import clean_file_name, content_disposition
+from core.domain.errors import InvalidInput
 from tests.conftest import ALICE, BOB, BUCKET, TABLE, HttpResponse, Invoke, lambda_context, load_event
+from uploads.handler import lambda_handler as upload_handler
 
 PDF = {"fileName": "report.pdf", "contentType": "application/pdf", "size": 11}
 
@@ -185,8 +185,8 @@ def test_deleting_a_task_deletes_its_attachments(invoke: Invoke, create: Any) ->
 def test_an_interrupted_cascade_is_finished_by_deleting_again(
     invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.errors import ServiceUnavailable
-    from core.repository import ObjectStore
+    from core.data.repository import ObjectStore
+    from core.domain.errors import ServiceUnavailable
 
     task = create()
     upload(attach(invoke, task["taskId"]).json())
@@ -296,7 +296,7 @@ def test_s3_throttling_is_503_and_the_attachment_stays(
 ) -> None:
     from botocore.stub import Stubber
 
-    from core.service import attachment_service
+    from core.domain.tasks import attachment_service
 
     task = create()
     record = attach(invoke, task["taskId"]).json()

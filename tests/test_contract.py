@@ -71,8 +71,8 @@ def test_every_events_file_is_covered() -> None:
 
 
 def _put_sample_task(task_id: str, sub: str) -> None:
-    from core.models import Task
-    from core.service import _repository
+    from core.domain.models import Task
+    from core.domain.tasks import _repository
 
     now = "2026-11-26T15:00:00.000000Z"
     task = Task(task_id, sub, "sample", "", "pending", "medium", None, [], now, now, None, 1)

@@ -11,10 +11,10 @@ import boto3
 import pytest
 import requests
 
-from core import ids
-from core.errors import PreconditionFailed
-from core.models import Task
-from core.repository import TaskRepository
+from core.data.repository import TaskRepository
+from core.domain import ids
+from core.domain.errors import PreconditionFailed
+from core.domain.models import Task
 from local.issuer import LocalIssuer
 from local.stack import StackProcess
 from tests.local_support import start_dynamodb_local, start_stack_process

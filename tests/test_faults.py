@@ -6,11 +6,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from core.attachments import AttachmentService
 from core.config import get_settings
-from core.cursor import CursorCodec
-from core.repository import ObjectStore, TaskRepository
-from core.service import AWS_CLIENT_CONFIG, TaskService
+from core.data.repository import ObjectStore, TaskRepository
+from core.domain.attachments import AttachmentService
+from core.domain.cursor import CursorCodec
+from core.domain.tasks import AWS_CLIENT_CONFIG, TaskService
 from tests.conftest import BUCKET, REQUEST_ID, TABLE, Invoke
 
 OPERATIONS = {

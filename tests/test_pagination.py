@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import clock
-from core.bodies import TaskFields
-from core.service import task_service
+from core.domain import clock
+from core.domain.tasks import task_service
+from core.http.bodies import TaskFields
 from tests.conftest import ALICE, BOB, Invoke
 
 task_fields = st.builds(

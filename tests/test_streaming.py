@@ -11,12 +11,12 @@ import boto3
 import pytest
 from starlette.testclient import TestClient
 
-from core import service
-from core.bodies import TaskFields
 from core.config import Settings, get_settings
-from core.cursor import CursorCodec
-from core.repository import TaskRepository
-from core.service import TaskService
+from core.data.repository import TaskRepository
+from core.domain import tasks as service
+from core.domain.cursor import CursorCodec
+from core.domain.tasks import TaskService
+from core.http.bodies import TaskFields
 from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
 from streaming.app import TRAILER_RESERVE_BYTES, create_app
 from tests.conftest import ALICE, BOB, TABLE, Invoke, clear_caches

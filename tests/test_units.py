@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-from core import clock, ids
-from core.bodies import TaskFields, TaskPatch, parse_body
-from core.cursor import CursorCodec
-from core.errors import BadRequest, InvalidCursor, InvalidInput, MalformedBody
-from core.listing import parse_list_query
-from core.models import version_from_etag
+from core.domain import clock, ids
+from core.domain.cursor import CursorCodec
+from core.domain.errors import BadRequest, InvalidCursor, InvalidInput, MalformedBody
+from core.domain.listing import parse_list_query
+from core.domain.models import version_from_etag
+from core.http.bodies import TaskFields, TaskPatch, parse_body
 
 
 def test_ids_are_time_ordered_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:

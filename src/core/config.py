@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core import errors, problems
-from core.auth import caller_from_headers
 from core.config import Settings, get_settings
-from core.cursor import Position
-from core.listing import ListQuery, parse_list_query
-from core.models import Task
-from core.service import TaskService, task_service
+from core.domain import errors
+from core.domain.cursor import Position
+from core.domain.listing import ListQuery, parse_list_query
+from core.domain.models import Task
+from core.domain.tasks import TaskService, task_service
+from core.http import problems
+from core.http.auth import caller_from_headers
 
 logger = Logger()
 

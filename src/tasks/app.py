@@ -10,7 +10,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import errors, problems
+from core.domain import errors
+from core.http import problems
 from tasks import attachment_routes, task_routes
 from tasks.http import problem_response
 

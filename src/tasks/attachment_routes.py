@@ -3,8 +3,8 @@
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from core.attachments import download_json, upload_json
-from core.service import attachment_service
+from core.domain.attachments import download_json, upload_json
+from core.domain.tasks import attachment_service
 from tasks.http import attachment_request, caller, json_response
 
 router = APIGatewayHttpRouter()

@@ -7,13 +7,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from core import errors, problems
-from core.auth import caller_from_event
 from core.config import get_settings
-from core.models import Task
+from core.domain import errors
+from core.domain.models import Task
+from core.http import problems
+from core.http.auth import caller_from_event
 
 if TYPE_CHECKING:
-    from core.bodies import AttachmentRequest, TaskFields, TaskPatch
+    from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 logger = Logger()
@@ -26,19 +27,19 @@ def caller(event: APIGatewayProxyEventV2) -> str:
 
 
 def task_fields(event: APIGatewayProxyEventV2) -> "TaskFields":
-    from core.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
+    from core.http.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
 
     return parse_body(TaskFields, _raw_body(event))
 
 
 def task_patch(event: APIGatewayProxyEventV2) -> "TaskPatch":
-    from core.bodies import TaskPatch, parse_body
+    from core.http.bodies import TaskPatch, parse_body
 
     return parse_body(TaskPatch, _raw_body(event))
 
 
 def attachment_request(event: APIGatewayProxyEventV2) -> "AttachmentRequest":
-    from core.bodies import AttachmentRequest, parse_body
+    from core.http.bodies import AttachmentRequest, parse_body
 
     return parse_body(AttachmentRequest, _raw_body(event))
 

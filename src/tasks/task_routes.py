@@ -5,9 +5,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
-from core.listing import parse_list_query
-from core.models import Task, version_from_etag
-from core.service import task_service
+from core.domain.listing import parse_list_query
+from core.domain.models import Task, version_from_etag
+from core.domain.tasks import task_service
 from tasks.http import caller, json_response, task_fields, task_patch, task_response
 
 router = APIGatewayHttpRouter()

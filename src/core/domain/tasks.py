@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from core import clock, ids
-from core.attachments import AttachmentService
 from core.config import get_settings
-from core.cursor import CursorCodec, Position
-from core.errors import NotFound, PreconditionFailed
-from core.listing import ListQuery
-from core.models import Task
-from core.repository import ObjectStore, TaskRepository
+from core.data.repository import ObjectStore, TaskRepository
+from core.domain import clock, ids
+from core.domain.attachments import AttachmentService
+from core.domain.cursor import CursorCodec, Position
+from core.domain.errors import NotFound, PreconditionFailed
+from core.domain.listing import ListQuery
+from core.domain.models import Task
 
 if TYPE_CHECKING:
-    from core.bodies import TaskFields, TaskPatch
+    from core.http.bodies import TaskFields, TaskPatch
 
 AWS_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},

@@ -5,7 +5,7 @@ from typing import Any
 
 import jwt
 
-from core.errors import ServiceUnavailable, Unauthorized
+from core.domain.errors import ServiceUnavailable, Unauthorized
 
 CLOCK_SKEW_SECONDS = 30
 JWKS_CACHE_SECONDS = 3600

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, unquote_plus
 
-from core import clock, ids
 from core.config import Settings
-from core.errors import ConfigurationError, Conflict, FieldError, InvalidInput, NotFound
-from core.models import Attachment
-from core.repository import ObjectStore, TaskRepository
+from core.data.repository import ObjectStore, TaskRepository
+from core.domain import clock, ids
+from core.domain.errors import ConfigurationError, Conflict, FieldError, InvalidInput, NotFound
+from core.domain.models import Attachment
 
 if TYPE_CHECKING:
-    from core.bodies import AttachmentRequest
+    from core.http.bodies import AttachmentRequest
 
 KEY_PREFIX = "attachments/"
 

@@ -1,4 +1,4 @@
-"""The task resource as the service stores and returns it. Request bodies are parsed in `core.bodies`."""
+"""The task resource as the service stores and returns it. Request bodies are parsed in `core.http.bodies`."""
 
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-from core import errors
+from core.domain import errors
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://serverless-tasks.dev/problems/"

@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 
-from core.errors import InvalidCursor
+from core.domain.errors import InvalidCursor
 
 Position = dict[str, str]
 

@@ -3,9 +3,9 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core import clock
-from core.errors import BadRequest
-from core.models import PRIORITIES, STATUSES
+from core.domain import clock
+from core.domain.errors import BadRequest
+from core.domain.models import PRIORITIES, STATUSES
 
 SORTS = ("createdAt", "dueDate")
 DEFAULT_LIMIT = 20

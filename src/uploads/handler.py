@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.service import attachment_service
+from core.domain.tasks import attachment_service
 
 logger = Logger()
 metrics = Metrics()

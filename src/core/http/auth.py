@@ -2,7 +2,7 @@
 
 Behind the HTTP API the JWT authorizer has verified the token and put its claims in the event.
 Through a function URL (or the streaming app) there is no authorizer, so the token is verified
-here, with `core.tokens`.
+here, with `core.http.tokens`.
 """
 
 from collections.abc import Mapping
@@ -10,17 +10,17 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from core.config import get_settings
-from core.errors import Unauthorized
+from core.domain.errors import Unauthorized
 
 if TYPE_CHECKING:
-    from core.tokens import TokenVerifier
+    from core.http.tokens import TokenVerifier
 
 
 @cache
 def token_verifier() -> "TokenVerifier":
     # PyJWT and cryptography load only on the paths that verify tokens themselves:
     # requests behind the HTTP API authorizer never need them, so their cold start skips them.
-    from core.tokens import TokenVerifier
+    from core.http.tokens import TokenVerifier
 
     settings = get_settings()
     return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, settings.jwks_url, settings.jwt_algorithms)

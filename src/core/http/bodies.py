@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from core import clock
-from core.errors import FieldError, InvalidInput, MalformedBody
-from core.models import DEFAULTS, READ_ONLY_FIELDS, Priority, Status
+from core.domain import clock
+from core.domain.errors import FieldError, InvalidInput, MalformedBody
+from core.domain.models import DEFAULTS, READ_ONLY_FIELDS, Priority, Status
 
 
 def _valid_due_date(value: str) -> str:

@@ -1,4 +1,4 @@
-"""Domain errors. They know nothing of HTTP; `core.problems` maps them to responses."""
+"""Domain errors. They know nothing of HTTP; `core.http.problems` maps them to responses."""
 
 from dataclasses import dataclass
 

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core import clock, ids
-from core.cursor import Position
-from core.errors import InvalidCursor, NotFound, PreconditionFailed, ServiceUnavailable
-from core.listing import ListQuery
-from core.models import Attachment, Task
+from core.domain import clock, ids
+from core.domain.cursor import Position
+from core.domain.errors import InvalidCursor, NotFound, PreconditionFailed, ServiceUnavailable
+from core.domain.listing import ListQuery
+from core.domain.models import Attachment, Task
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
