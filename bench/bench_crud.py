@@ -62,6 +62,9 @@ def environment(endpoint: str) -> dict[str, str]:
         "JWT_ISSUER": "https://issuer.bench",
         "JWT_AUDIENCE": "bench",
         "CURSOR_SECRET": "bench-cursor-secret-0123456789abcdef",
+        "ATTACHMENT_MAX_BYTES": "10485760",
+        "ATTACHMENT_MAX_COUNT": "20",
+        "ATTACHMENT_CONTENT_TYPES": "application/pdf",
         "POWERTOOLS_SERVICE_NAME": "tasks",
         "POWERTOOLS_METRICS_NAMESPACE": "Bench",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -84,19 +87,18 @@ def event(
     return data
 
 
-def round_trips() -> None:
-    import tasks.app as app
-    from core.domain.tasks import task_service
+def round_trips(dynamodb: Any) -> None:
+    from core.config import CrudSettings
+    from core.wiring import s3_client
+    from tasks.app import create_handler, environment
 
     calls: Counter[str] = Counter()
-    client = task_service()._repository._client  # the handler's own client
-    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
+    handler = create_handler(environment(CrudSettings.from_environment(), dynamodb, s3_client))
 
     def measure(label: str, request: dict[str, Any]) -> dict[str, Any]:
         calls.clear()
-        response = app.lambda_handler(
-            request, LambdaContext("bench", "arn:aws:lambda:us-east-1:123456789012:function:bench")
-        )
+        response = handler(request, LambdaContext("bench", "arn:aws:lambda:us-east-1:123456789012:function:bench"))
         print(f"  {label:<28} status {response['statusCode']}  DynamoDB calls {sum(calls.values())}  {dict(calls)}")
         return response
 
@@ -169,11 +171,12 @@ def main() -> None:
         os.environ.update(env)
         dynamodb = boto3.client("dynamodb")
         dynamodb.create_table(**{**table_definition(), "TableName": TABLE})
-        round_trips()
-        from core.domain.tasks import task_service
-        from core.http.bodies import TaskFields
+        round_trips(dynamodb)
+        from core.config import Settings
+        from core.wiring import build_services, s3_client
 
-        task = task_service().create(USER, TaskFields(title="cold start probe"))
+        tasks = build_services(Settings.from_environment(), dynamodb, s3_client).tasks
+        task = tasks.create(USER, {"title": "cold start probe"})
         cold_start(args.runs, env, task.taskId)
         import_costs(max(3, args.runs // 3), env)
     finally:

@@ -37,10 +37,10 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from core.data.repository import TaskRepository  # noqa: E402
-from core.domain.cursor import CursorCodec  # noqa: E402 - after the path set-up above
-from core.domain.tasks import SCROLL_PAGE_SIZE, TaskService  # noqa: E402
+from core.config import Settings  # noqa: E402 - after the path set-up above
+from core.domain.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.http.bodies import TaskFields  # noqa: E402
+from core.wiring import build_services, s3_client  # noqa: E402
 from local.issuer import LocalIssuer, generate_key  # noqa: E402
 from local.template import table_definition  # noqa: E402
 
@@ -53,11 +53,15 @@ SAMPLE_SECONDS = 0.005
 # item and scans the whole partition per Query, so a 1000-item page of a 100,000-task user takes longer
 # than the production read timeout of 5 s (DynamoDB answers such a page in tens of milliseconds).
 APP_BOOT = """
-import sys, uvicorn
+import sys, boto3, uvicorn
 from botocore.config import Config
-import core.domain.tasks
-core.domain.tasks.AWS_CLIENT_CONFIG = core.domain.tasks.AWS_CLIENT_CONFIG.merge(Config(read_timeout=120))
-uvicorn.run("streaming.app:app", host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="warning")
+from core.config import ExportSettings
+from core.wiring import AWS_CLIENT_CONFIG, build_services, s3_client
+from streaming.app import create_app
+settings = ExportSettings.from_environment()
+dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG.merge(Config(read_timeout=120)))
+app = create_app(settings, build_services(settings, dynamodb, s3_client))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="warning")
 """
 
 
@@ -134,6 +138,8 @@ def streaming_app(moto_url: str, jwks_url: str, timeout_seconds: int, log: Path)
         "JWKS_URL": jwks_url,
         "CURSOR_SECRET": "bench-cursor-secret-0123456789abcdef",
         "EXPORT_TIMEOUT_SECONDS": str(timeout_seconds),
+        "EXPORT_SAFETY_SECONDS": "25",
+        "EXPORT_MAX_BYTES": "150000000",
         "POWERTOOLS_SERVICE_NAME": "bench-export",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -162,40 +168,28 @@ def streaming_app(moto_url: str, jwks_url: str, timeout_seconds: int, log: Path)
 # --- data ----------------------------------------------------------------------------------------
 
 
-class _PutRecorder:
-    """Stands in for the DynamoDB client, so items are made by the real repository code."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def put_item(self, **request: Any) -> None:
-        self.items.append(request["Item"])
-
-
 def load_tasks(client: Any, owner: str, count: int, threads: int) -> float:
     """Write `count` tasks for `owner`, 25 per BatchWriteItem, from several threads; seconds taken."""
     statuses = ("pending", "in_progress", "completed", "cancelled")
 
+    tasks = build_services(Settings(table_name=TABLE, bucket_name="bench-attachments"), client, s3_client).tasks
+
     def write_chunk(start: int) -> None:
-        recorder = _PutRecorder()
-        maker = TaskService(TaskRepository(recorder, TABLE), CursorCodec("bench-" * 6, 60), attachments=None)  # type: ignore[arg-type]
-        for n in range(start, min(start + 25, count)):
-            fields = TaskFields(
+        fields = (
+            TaskFields(
                 title=f"Task number {n}",
                 description="Benchmark task with a description of realistic length. " * 2,
                 status=statuses[n % 4],
                 tags=["bench", f"group-{n % 10}"],
                 dueDate=f"2030-{n % 12 + 1:02d}-{n % 28 + 1:02d}" if n % 2 else None,
-            )
-            maker.create(owner, fields)
-        pending = [{"PutRequest": {"Item": item}} for item in recorder.items]
-        while pending:
-            result = client.batch_write_item(RequestItems={TABLE: pending})
-            pending = result.get("UnprocessedItems", {}).get(TABLE, [])
+            ).values()
+            for n in range(start, min(start + 250, count))
+        )
+        tasks.import_tasks(owner, fields)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(write_chunk, range(0, count, 25)))
+        list(pool.map(write_chunk, range(0, count, 250)))
     return time.perf_counter() - started
 
 

@@ -21,6 +21,7 @@ process (`python -m local run`), which keeps the test process's environment and 
 """
 
 import http.client
+import importlib
 import json
 import os
 import re
@@ -54,7 +55,6 @@ from local.template import DEFAULT_TEMPLATE, REPO_ROOT, CorsConfig, FunctionSpec
 STATE_DIR = REPO_ROOT / ".local"
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
 DEFAULT_STREAMING_APP = "streaming.app:app"
-APP_PACKAGES = ("core", "tasks", "streaming", "uploads")  # whose module-level caches a new stack resets
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,6 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        running = self._servers is not None
         if self.events is not None:
             self.events.stop()
             self.events = None
@@ -154,8 +153,6 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_environment = {}
-        if running:
-            reset_app_caches()
 
     def __enter__(self) -> "LocalStack":
         return self if self._servers is not None else self.start()
@@ -312,7 +309,8 @@ class LocalStack:
         self.environment = {name: value for name, value in environment.items() if value is not None}
         if str(o.src_dir) not in sys.path:
             sys.path.insert(0, str(o.src_dir))
-        reset_app_caches()
+        handlers = [spec.handler.rpartition(".")[0] for spec in functions.values() if spec is not streaming]
+        start_fresh([*handlers, (o.streaming_app or self._streaming_app_path(streaming)).partition(":")[0]])
         return crud, streaming
 
     def _start_apps(
@@ -435,19 +433,16 @@ def cursor_secret(state_dir: Path = STATE_DIR) -> str:
     return path.read_text().strip()
 
 
-def reset_app_caches() -> None:
-    """Clear the module-level `functools.cache`s of the app packages (settings, clients, verifiers).
+def start_fresh(module_names: Sequence[str]) -> None:
+    """Run the cold start of these already imported modules again, with the environment as it is now.
 
-    Configuration is read once and cached, as it should be in Lambda; a new stack in the same process
-    has a new environment, so those caches must go.
+    Each function reads its settings once, at cold start, as in Lambda; a new stack in the same process
+    has a new environment, as a new execution environment would.
     """
-    for name, module in list(sys.modules.items()):
-        if not isinstance(module, ModuleType) or name.split(".", 1)[0] not in APP_PACKAGES:
-            continue
-        for value in list(vars(module).values()):
-            clear = getattr(value, "cache_clear", None)
-            if callable(clear) and getattr(value, "__module__", None) == name:
-                clear()
+    for name in module_names:
+        module = sys.modules.get(name)
+        if isinstance(module, ModuleType):
+            importlib.reload(module)
 
 
 # --- the stack in a child process ---------------------------------------------------------------------

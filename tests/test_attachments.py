@@ -3,6 +3,8 @@
 import base64
 import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -12,8 +14,8 @@ import pytest
 
 from core.domain.attachments import clean_file_name, content_disposition
 from core.domain.errors import InvalidInput
-from tests.conftest import ALICE, BOB, BUCKET, TABLE, HttpResponse, Invoke, lambda_context, load_event
-from uploads.handler import lambda_handler as upload_handler
+from tests.support import ALICE, BOB, BUCKET, TABLE, Backend, HttpResponse, Invoke, lambda_context, load_event
+from uploads.handler import create_handler as create_upload_handler
 
 PDF = {"fileName": "report.pdf", "contentType": "application/pdf", "size": 11}
 
@@ -22,19 +24,34 @@ def attach(invoke: Invoke, task_id: str, user: str = ALICE, **body: Any) -> Http
     return invoke("create-attachment", user=user, task_id=task_id, body={**PDF, **body})
 
 
-def upload(record: dict[str, Any], data: bytes = b"hello world") -> dict[str, Any]:
-    """What the browser's POST does, then the S3 event that follows it."""
-    key = record["upload"]["fields"]["key"]
-    put = boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=data, ContentType=record["contentType"])
-    return notify(key, len(data), put.get("VersionId"))
+Notify = Callable[..., dict[str, Any]]
+Upload = Callable[..., dict[str, Any]]
 
 
-def notify(key: str, size: int, version_id: str | None = None) -> dict[str, Any]:
-    event = load_event("upload-event")
-    event["detail"]["bucket"]["name"] = BUCKET
-    event["detail"]["object"].update({"key": key, "size": size, "version-id": version_id})
-    result: dict[str, Any] = upload_handler(event, lambda_context())
-    return result
+@pytest.fixture
+def notify(backend: Backend) -> Notify:
+    """The upload-event function's answer to S3's "Object Created" event for `key`."""
+    handler = create_upload_handler(backend.services().attachments)
+
+    def send(key: str, size: int, version_id: str | None = None) -> dict[str, Any]:
+        event = load_event("upload-event")
+        event["detail"]["bucket"]["name"] = BUCKET
+        event["detail"]["object"].update({"key": key, "size": size, "version-id": version_id})
+        result: dict[str, Any] = handler(event, lambda_context("UploadEventsFunction"))
+        return result
+
+    return send
+
+
+@pytest.fixture
+def upload(notify: Notify) -> Upload:
+    def post(record: dict[str, Any], data: bytes = b"hello world") -> dict[str, Any]:
+        """What the browser's POST does, then the S3 event that follows it."""
+        key = record["upload"]["fields"]["key"]
+        put = boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=data, ContentType=record["contentType"])
+        return notify(key, len(data), put.get("VersionId"))
+
+    return post
 
 
 def object_versions(prefix: str = "attachments/") -> list[dict[str, Any]]:
@@ -82,7 +99,9 @@ def test_create_returns_pending_record_and_a_presigned_post_pinning_key_type_and
     assert record["upload"]["url"]
 
 
-def test_upload_event_marks_available_and_get_offers_a_short_download(invoke: Invoke, create: Any) -> None:
+def test_upload_event_marks_available_and_get_offers_a_short_download(
+    invoke: Invoke, create: Any, upload: Upload
+) -> None:
     task = create()
     record = attach(invoke, task["taskId"], fileName="Résumé final.pdf").json()
     ids = {"task_id": task["taskId"], "attachment_id": record["attachmentId"]}
@@ -104,7 +123,7 @@ def test_upload_event_marks_available_and_get_offers_a_short_download(invoke: In
     assert [(a["attachmentId"], a["status"]) for a in listed] == [(record["attachmentId"], "available")]
 
 
-def test_upload_event_with_wrong_size_does_not_make_available(invoke: Invoke, create: Any) -> None:
+def test_upload_event_with_wrong_size_does_not_make_available(invoke: Invoke, create: Any, upload: Upload) -> None:
     task = create()
     record = attach(invoke, task["taskId"]).json()
 
@@ -117,14 +136,14 @@ def test_upload_event_with_wrong_size_does_not_make_available(invoke: Invoke, cr
 @pytest.mark.parametrize(
     "key", ["elsewhere/file", "attachments/only/two", "attachments/a/b/c/d", "attachments//b/c", "attachments/a/b/c"]
 )
-def test_upload_event_ignores_objects_outside_the_attachment_layout(aws: None, key: str) -> None:
+def test_upload_event_ignores_objects_outside_the_attachment_layout(aws: None, key: str, notify: Notify) -> None:
     boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"x")
 
     assert notify(key, 1)["outcome"] == "ignored"
     assert boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=key)["KeyCount"] == 1
 
 
-def test_upload_for_a_deleted_attachment_is_removed(invoke: Invoke, create: Any) -> None:
+def test_upload_for_a_deleted_attachment_is_removed(invoke: Invoke, create: Any, upload: Upload) -> None:
     task = create()
     record = attach(invoke, task["taskId"]).json()
     invoke("delete-attachment", task_id=task["taskId"], attachment_id=record["attachmentId"])
@@ -152,7 +171,7 @@ def record_expiry(record: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(record["upload"]["expiresAt"].replace("Z", "+00:00")).timestamp())
 
 
-def test_delete_attachment_removes_object_versions_and_record(invoke: Invoke, create: Any) -> None:
+def test_delete_attachment_removes_object_versions_and_record(invoke: Invoke, create: Any, upload: Upload) -> None:
     task = create()
     record = attach(invoke, task["taskId"]).json()
     upload(record)
@@ -168,7 +187,7 @@ def test_delete_attachment_removes_object_versions_and_record(invoke: Invoke, cr
     assert again.status == 404
 
 
-def test_deleting_a_task_deletes_its_attachments(invoke: Invoke, create: Any) -> None:
+def test_deleting_a_task_deletes_its_attachments(invoke: Invoke, create: Any, upload: Upload) -> None:
     task = create()
     for name in ("a.pdf", "b.pdf"):
         upload(attach(invoke, task["taskId"], fileName=name).json())
@@ -183,9 +202,9 @@ def test_deleting_a_task_deletes_its_attachments(invoke: Invoke, create: Any) ->
 
 
 def test_an_interrupted_cascade_is_finished_by_deleting_again(
-    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
+    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch, upload: Upload
 ) -> None:
-    from core.data.repository import ObjectStore
+    from core.data.objects import ObjectStore
     from core.domain.errors import ServiceUnavailable
 
     task = create()
@@ -232,11 +251,9 @@ def test_invalid_attachment_requests_are_422(invoke: Invoke, create: Any, body: 
     assert attachment_items() == []
 
 
-def test_attachment_limit_per_task_is_409(invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ATTACHMENT_MAX_COUNT", "2")
-    from tests.conftest import clear_caches
-
-    clear_caches()
+def test_attachment_limit_per_task_is_409(backend: Backend, invoke: Invoke, create: Any) -> None:
+    limits = replace(backend.settings.attachments, max_count=2)
+    backend.settings = replace(backend.settings, attachments=limits)
     task = create()
     assert attach(invoke, task["taskId"]).status == 201
     assert attach(invoke, task["taskId"]).status == 201
@@ -267,7 +284,7 @@ def test_file_name_with_nothing_left_is_invalid() -> None:
         clean_file_name("/\x00\x01/")
 
 
-def test_another_users_task_and_attachments_are_404(invoke: Invoke, create: Any) -> None:
+def test_another_users_task_and_attachments_are_404(invoke: Invoke, create: Any, upload: Upload) -> None:
     task = create(user=ALICE)
     record = attach(invoke, task["taskId"]).json()
     upload(record)
@@ -292,11 +309,9 @@ def test_unknown_task_is_404_for_attachments(invoke: Invoke) -> None:
 
 @pytest.mark.parametrize("code", ["SlowDown", "InternalError", "ServiceUnavailable"])
 def test_s3_throttling_is_503_and_the_attachment_stays(
-    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch, code: str
+    backend: Backend, invoke: Invoke, create: Any, code: str
 ) -> None:
     from botocore.stub import Stubber
-
-    from core.domain.tasks import attachment_service
 
     task = create()
     record = attach(invoke, task["taskId"]).json()
@@ -304,26 +319,10 @@ def test_s3_throttling_is_503_and_the_attachment_stays(
     stubber = Stubber(client)
     stubber.add_client_error("list_object_versions", service_error_code=code, http_status_code=503)
     stubber.activate()
-    monkeypatch.setattr(attachment_service()._objects, "_client", client)
+    backend.s3 = client
 
     response = invoke("delete-attachment", task_id=task["taskId"], attachment_id=record["attachmentId"])
 
     assert response.status == 503, response
     assert response.headers["retry-after"]
     assert len(attachment_items()) == 1
-
-
-def test_crud_function_without_an_allow_list_fails_loudly(
-    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.conftest import clear_caches
-
-    task = create()
-    monkeypatch.delenv("ATTACHMENT_CONTENT_TYPES")
-    clear_caches()
-
-    response = attach(invoke, task["taskId"])
-
-    assert response.status == 500
-    assert "ATTACHMENT_CONTENT_TYPES" not in response.text
-    assert attachment_items() == []

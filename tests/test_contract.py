@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
+from core.domain.models import Task
 from local.template import http_api_routes
 from tasks import app
-from tests.conftest import EVENTS, Invoke, call_handler, load_event
+from tests.support import EVENTS, Backend, Invoke, load_event
 
 # What each sample event answers against an empty table: the sample task does not exist yet.
 EXPECTED_STATUS = {
@@ -54,29 +55,23 @@ def test_every_sample_event_invokes_the_handler(invoke: Invoke, name: str) -> No
         assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_sample_events_succeed_once_their_task_exists(invoke: Invoke) -> None:
+def test_sample_events_succeed_once_their_task_exists(backend: Backend) -> None:
     task_id = load_event("get-task")["pathParameters"]["taskId"]
     sub = load_event("get-task")["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
-    _put_sample_task(task_id, sub)
+    now = "2026-11-26T15:00:00.000000Z"
+    backend.services().repository.create(
+        Task(task_id, sub, "sample", "", "pending", "medium", None, [], now, now, None, 1)
+    )
 
     for name, status in (("get-task", 200), ("patch-task", 200), ("replace-task", 200), ("create-attachment", 201)):
-        response = call_handler(_fresh_if_match(load_event(name)))
+        response = backend.call(_fresh_if_match(load_event(name)))
         assert response.status == status, (name, response)
-    assert call_handler(_fresh_if_match(load_event("delete-task"))).status == 204
+    assert backend.call(_fresh_if_match(load_event("delete-task"))).status == 204
 
 
 def test_every_events_file_is_covered() -> None:
     names = {path.stem for path in EVENTS.glob("*.json")}
     assert names == set(EXPECTED_STATUS) | {"upload-event"}
-
-
-def _put_sample_task(task_id: str, sub: str) -> None:
-    from core.domain.models import Task
-    from core.domain.tasks import _repository
-
-    now = "2026-11-26T15:00:00.000000Z"
-    task = Task(task_id, sub, "sample", "", "pending", "medium", None, [], now, now, None, 1)
-    _repository().create(task)
 
 
 def _fresh_if_match(event: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from core.data.repository import TaskRepository
+from core.data.tasks import TaskRepository
 from core.domain import ids
 from core.domain.errors import PreconditionFailed
 from core.domain.models import Task

@@ -1,17 +1,11 @@
 """Dependency failures: throttling and outages are 503 with Retry-After; bugs are a bare 500."""
 
-from typing import Any
-
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from core.config import get_settings
-from core.data.repository import ObjectStore, TaskRepository
-from core.domain.attachments import AttachmentService
-from core.domain.cursor import CursorCodec
-from core.domain.tasks import AWS_CLIENT_CONFIG, TaskService
-from tests.conftest import BUCKET, REQUEST_ID, TABLE, Invoke
+from core.wiring import AWS_CLIENT_CONFIG
+from tests.support import REQUEST_ID, TABLE, Backend, Invoke
 
 OPERATIONS = {
     "create-task": "put_item",
@@ -23,26 +17,17 @@ OPERATIONS = {
 }
 
 
-def use_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
-    repository = TaskRepository(client, TABLE)
-    objects = ObjectStore(lambda: boto3.client("s3"), BUCKET)
-    service = TaskService(repository, CursorCodec("x" * 32, 60), AttachmentService(repository, objects, get_settings()))
-    monkeypatch.setattr("tasks.task_routes.task_service", lambda: service)
-
-
 @pytest.mark.parametrize("route", OPERATIONS)
 @pytest.mark.parametrize(
     "code",
     ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"],
 )
-def test_throttling_is_503_with_retry_after(
-    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, route: str, code: str
-) -> None:
+def test_throttling_is_503_with_retry_after(backend: Backend, invoke: Invoke, route: str, code: str) -> None:
     client = boto3.client("dynamodb")
     stubber = Stubber(client)
     stubber.add_client_error(OPERATIONS[route], service_error_code=code, http_status_code=400)
     stubber.activate()
-    use_client(monkeypatch, client)
+    backend.dynamodb = client
 
     response = invoke(route)
 
@@ -53,9 +38,9 @@ def test_throttling_is_503_with_retry_after(
     stubber.assert_no_pending_responses()
 
 
-def test_unreachable_dynamodb_is_503(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_dynamodb_is_503(backend: Backend, invoke: Invoke) -> None:
     client = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9", config=AWS_CLIENT_CONFIG)
-    use_client(monkeypatch, client)
+    backend.dynamodb = client
 
     response = invoke("get-task")
 
@@ -63,14 +48,12 @@ def test_unreachable_dynamodb_is_503(invoke: Invoke, monkeypatch: pytest.MonkeyP
     assert "127.0.0.1" not in response.text
 
 
-def test_unexpected_error_is_500_with_correlation_id_and_nothing_internal(
-    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unexpected_error_is_500_with_correlation_id_and_nothing_internal(backend: Backend, invoke: Invoke) -> None:
     client = boto3.client("dynamodb")
     stubber = Stubber(client)
     stubber.add_client_error("get_item", service_error_code="ValidationException", service_message="secret detail")
     stubber.activate()
-    use_client(monkeypatch, client)
+    backend.dynamodb = client
 
     response = invoke("get-task")
 

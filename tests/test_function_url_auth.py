@@ -1,11 +1,12 @@
 """The CRUD function called through its function URL: no authorizer, so the app verifies the token."""
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
-from tests.conftest import ALICE, BOB, HttpResponse, Invoke
+from tests.support import ALICE, BOB, Backend, HttpResponse, Invoke
 
 ROUTES = ("create-task", "list-tasks", "get-task", "patch-task", "replace-task", "delete-task")
 
@@ -59,11 +60,8 @@ def test_cognito_access_token_audience_is_client_id(invoke: Invoke, issuer: Loca
     assert as_function_url(invoke, "list-tasks", token, query={}).status == 200
 
 
-def test_unreachable_jwks_is_503_not_401(invoke: Invoke, issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import clear_caches
-
-    monkeypatch.setenv("JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
-    clear_caches()
+def test_unreachable_jwks_is_503_not_401(backend: Backend, invoke: Invoke, issuer: LocalIssuer) -> None:
+    backend.settings = replace(backend.settings, jwks_url="http://127.0.0.1:9/.well-known/jwks.json")
 
     response = as_function_url(invoke, "list-tasks", issuer.token(ALICE), query={})
 

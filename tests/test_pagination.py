@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.domain import clock
-from core.domain.tasks import task_service
 from core.http.bodies import TaskFields
-from tests.conftest import ALICE, BOB, Invoke
+from tests.support import ALICE, BOB, Backend, Invoke
 
 task_fields = st.builds(
     TaskFields,
@@ -72,10 +71,11 @@ def walk(invoke: Invoke, user: str, query: dict[str, str]) -> Iterator[dict[str,
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.lists(task_fields, max_size=45), query=filters, limit=st.integers(1, 12))
 def test_walking_the_cursors_returns_every_match_once_in_full_pages(
-    invoke: Invoke, fields: list[TaskFields], query: dict[str, str], limit: int
+    backend: Backend, invoke: Invoke, fields: list[TaskFields], query: dict[str, str], limit: int
 ) -> None:
     user = f"user-{uuid.uuid4()}"
-    tasks = [task_service().create(user, f).to_json() for f in fields]
+    service = backend.services().tasks
+    tasks = [service.create(user, f.values()).to_json() for f in fields]
 
     pages = list(walk(invoke, user, {**query, "limit": str(limit)}))
 

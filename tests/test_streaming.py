@@ -1,26 +1,22 @@
 """The streaming function's app (`GET /tasks/export`) through Starlette's test client, backed by moto."""
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
-from itertools import batched
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from starlette.testclient import TestClient
 
-from core.config import Settings, get_settings
-from core.data.repository import TaskRepository
 from core.domain import tasks as service
-from core.domain.cursor import CursorCodec
-from core.domain.tasks import TaskService
-from core.http.bodies import TaskFields
+from core.wiring import build_services
 from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
-from streaming.app import TRAILER_RESERVE_BYTES, create_app
-from tests.conftest import ALICE, BOB, TABLE, Invoke, clear_caches
+from streaming.app import create_app
+from streaming.export import TRAILER_RESERVE_BYTES, WallClock
+from tests.support import ALICE, BOB, Backend, Invoke, export_settings
 
+LoadTasks = Callable[[str, Iterable[dict[str, Any]]], list[str]]
 NDJSON = "application/x-ndjson"
 PROBLEM = "application/problem+json"
 
@@ -28,37 +24,20 @@ PROBLEM = "application/problem+json"
 # --- helpers -------------------------------------------------------------------------------------
 
 
-class _PutRecorder:
-    """Stands in for the DynamoDB client: keeps the items the repository would put, one by one."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def put_item(self, **request: Any) -> None:
-        self.items.append(request["Item"])
-
-
-def load_tasks(owner: str, specs: Iterable[dict[str, Any]]) -> list[str]:
-    """Tasks made by the real service and repository, written 25 per BatchWriteItem (moto is slow per call)."""
-    recorder = _PutRecorder()
-    maker = TaskService(TaskRepository(recorder, TABLE), CursorCodec("unused-" * 8, 60), attachments=None)  # type: ignore[arg-type]
-    ids = [maker.create(owner, TaskFields(**{"title": f"task {n}", **spec})).taskId for n, spec in enumerate(specs)]
-    client = boto3.client("dynamodb")
-    for chunk in batched(recorder.items, 25, strict=False):
-        client.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": item}} for item in chunk]})
-    return ids
-
-
 def newest_first(ids: list[str]) -> list[str]:
     return sorted(ids, reverse=True)  # task ids are time-ordered; the default sort is newest first
 
 
-def app_client(**overrides: Any) -> TestClient:
-    return TestClient(create_app(**overrides))
+def app_client(backend: Backend, clock: WallClock = time.time, **changes: Any) -> TestClient:
+    """The export app on the test's backend, with its settings changed only where the test says."""
+    settings = export_settings(**{"jwks_url": backend.settings.jwks_url, **changes})
+    services = build_services(settings, backend.dynamodb, lambda: backend.s3)
+    return TestClient(create_app(settings, services, clock), raise_server_exceptions=False)
 
 
-def with_settings(**changes: Any) -> Callable[[], Settings]:
-    return lambda: replace(get_settings(), **changes)
+@pytest.fixture
+def load_tasks(backend: Backend) -> LoadTasks:
+    return backend.load_tasks
 
 
 class SteppingClock:
@@ -127,15 +106,14 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client(aws: None) -> Iterator[TestClient]:
-    with app_client() as test_client:
+def client(backend: Backend) -> Iterator[TestClient]:
+    with app_client(backend) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def failing_queries(aws: None) -> Iterator[Callable[[int, str], None]]:
+def failing_queries(backend: Backend) -> Callable[[int, str], None]:
     """Make DynamoDB Query calls fail with an AWS error code from the n-th call on (at the client's edge)."""
-    boto3.setup_default_session()  # clients made from now on (the service's, lazily) carry the hook
     calls = 0
 
     def fail_from(call: int, code: str) -> None:
@@ -147,11 +125,9 @@ def failing_queries(aws: None) -> Iterator[Callable[[int, str], None]]:
             error = {"Code": code, "Message": f"injected {code} from arn:aws:dynamodb:us-east-1:123:table/secret"}
             return SimpleNamespace(status_code=400, headers={}), {"Error": error, "ResponseMetadata": {}}
 
-        assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.Query", before_query)
+        backend.dynamodb.meta.events.register("before-call.dynamodb.Query", before_query)
 
-    yield fail_from
-    boto3.DEFAULT_SESSION = None
+    return fail_from
 
 
 # --- the happy path ------------------------------------------------------------------------------
@@ -164,7 +140,9 @@ def test_healthz_needs_no_token(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_ndjson_export_is_one_task_per_line_then_end(client: TestClient, issuer: LocalIssuer) -> None:
+def test_ndjson_export_is_one_task_per_line_then_end(
+    client: TestClient, issuer: LocalIssuer, load_tasks: LoadTasks
+) -> None:
     ids = load_tasks(ALICE, [{"tags": ["a"], "dueDate": "2030-01-01"}, {}, {"description": "ünïcode ✓"}])
 
     *tasks, last = export_lines(client, issuer)
@@ -180,7 +158,7 @@ def test_ndjson_export_is_one_task_per_line_then_end(client: TestClient, issuer:
     }  # fmt: skip
 
 
-def test_json_export_is_one_document(client: TestClient, issuer: LocalIssuer) -> None:
+def test_json_export_is_one_document(client: TestClient, issuer: LocalIssuer, load_tasks: LoadTasks) -> None:
     ids = load_tasks(ALICE, [{}] * 5)
 
     response = client.get("/tasks/export", params={"format": "json"}, headers=issuer.bearer(ALICE))
@@ -221,7 +199,7 @@ FILTERS = [
 
 @pytest.mark.parametrize("query", FILTERS, ids=lambda query: "&".join(f"{k}={v}" for k, v in query.items()) or "all")
 def test_filters_match_get_tasks(
-    client: TestClient, issuer: LocalIssuer, invoke: Invoke, query: dict[str, str]
+    client: TestClient, issuer: LocalIssuer, invoke: Invoke, query: dict[str, str], load_tasks: LoadTasks
 ) -> None:
     tags = [["work"], ["home"], ["work", "home"], []]
     specs = [
@@ -242,7 +220,9 @@ def test_filters_match_get_tasks(
     assert exported, "every filter above matches some tasks"
 
 
-def test_several_thousand_tasks_each_exactly_once(client: TestClient, issuer: LocalIssuer) -> None:
+def test_several_thousand_tasks_each_exactly_once(
+    client: TestClient, issuer: LocalIssuer, load_tasks: LoadTasks
+) -> None:
     ids = load_tasks(ALICE, [{"tags": ["bulk"]}] * 3000)
 
     *tasks, last = export_lines(client, issuer)
@@ -251,7 +231,9 @@ def test_several_thousand_tasks_each_exactly_once(client: TestClient, issuer: Lo
     assert [task["taskId"] for task in tasks] == newest_first(ids)
 
 
-def test_a_get_tasks_cursor_resumes_the_export(client: TestClient, issuer: LocalIssuer, invoke: Invoke) -> None:
+def test_a_get_tasks_cursor_resumes_the_export(
+    client: TestClient, issuer: LocalIssuer, invoke: Invoke, load_tasks: LoadTasks
+) -> None:
     ids = newest_first(load_tasks(ALICE, [{"priority": "high"}] * 7))
     page = invoke("list-tasks", user=ALICE, query={"priority": "high", "limit": "3"}).json()
 
@@ -263,25 +245,29 @@ def test_a_get_tasks_cursor_resumes_the_export(client: TestClient, issuer: Local
 # --- stopping early and resuming -----------------------------------------------------------------
 
 
-def test_deadline_stop_then_resumes_return_every_task_once(aws: None, issuer: LocalIssuer) -> None:
+def test_deadline_stop_then_resumes_return_every_task_once(
+    aws: None, issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend
+) -> None:
     # Given a 15 s function timeout, a 10 s safety margin and a clock that moves 1 s per reading
     ids = load_tasks(ALICE, [{}] * 40)
-    settings = with_settings(export_timeout_seconds=15.0, export_safety_seconds=10.0)
+    timing = {"export_timeout_seconds": 15.0, "export_safety_seconds": 10.0}
 
-    with app_client(settings=settings, clock=SteppingClock()) as client:
+    with app_client(backend, SteppingClock(), **timing) as client:
         exported, responses = export_all(client, issuer)
 
     assert exported == newest_first(ids)
     assert responses > 3
 
 
-def test_lambda_deadline_from_the_web_adapter_is_honoured(aws: None, issuer: LocalIssuer) -> None:
+def test_lambda_deadline_from_the_web_adapter_is_honoured(
+    aws: None, issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend
+) -> None:
     # Given the adapter's invocation context says 5 s are left, under the 10 s safety margin
     ids = load_tasks(ALICE, [{}] * 3)
     clock = SteppingClock(step=0.0)
     context = json.dumps({"request_id": "req-1", "deadline": int((clock.now + 5) * 1000), "invoked_function_arn": "x"})
 
-    with app_client(clock=clock) as client:
+    with app_client(backend, clock) as client:
         first = export_lines(client, issuer, headers={"x-amzn-lambda-context": context})
         exported, _ = export_all(client, issuer, cursor=first[-1]["_end"]["nextCursor"])
 
@@ -293,7 +279,7 @@ def test_lambda_deadline_from_the_web_adapter_is_honoured(aws: None, issuer: Loc
 
 @pytest.mark.parametrize("context", ["not json", "[]", '{"deadline": "soon"}', '{"deadline": 0}'])
 def test_an_unusable_lambda_context_falls_back_to_the_timeout(
-    client: TestClient, issuer: LocalIssuer, context: str
+    client: TestClient, issuer: LocalIssuer, context: str, load_tasks: LoadTasks
 ) -> None:
     ids = load_tasks(ALICE, [{}] * 3)
 
@@ -305,7 +291,7 @@ def test_an_unusable_lambda_context_falls_back_to_the_timeout(
 
 @pytest.mark.parametrize("export_format", ["ndjson", "json"])
 def test_byte_budget_stop_then_resumes_return_every_task_once(
-    aws: None, issuer: LocalIssuer, export_format: str
+    aws: None, issuer: LocalIssuer, export_format: str, load_tasks: LoadTasks, backend: Backend
 ) -> None:
     ids = load_tasks(ALICE, [{"description": "x" * 400}] * 9)
     max_bytes = TRAILER_RESERVE_BYTES + 1500  # about two tasks of ~700 bytes
@@ -313,7 +299,7 @@ def test_byte_budget_stop_then_resumes_return_every_task_once(
     bodies: list[bytes] = []
     cursor = None
 
-    with app_client(settings=with_settings(export_max_bytes=max_bytes)) as client:
+    with app_client(backend, export_max_bytes=max_bytes) as client:
         while True:
             params = {"format": export_format, **({"cursor": cursor} if cursor else {})}
             response = client.get("/tasks/export", params=params, headers=issuer.bearer(ALICE))
@@ -336,10 +322,12 @@ def test_byte_budget_stop_then_resumes_return_every_task_once(
     assert all(len(body) <= max_bytes for body in bodies)
 
 
-def test_a_budget_smaller_than_one_task_still_progresses(aws: None, issuer: LocalIssuer) -> None:
+def test_a_budget_smaller_than_one_task_still_progresses(
+    aws: None, issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend
+) -> None:
     ids = load_tasks(ALICE, [{}] * 4)
 
-    with app_client(settings=with_settings(export_max_bytes=100)) as client:
+    with app_client(backend, export_max_bytes=100) as client:
         exported, responses = export_all(client, issuer)
 
     assert exported == newest_first(ids)
@@ -350,7 +338,7 @@ def test_a_budget_smaller_than_one_task_still_progresses(aws: None, issuer: Loca
 
 
 def test_throttled_first_page_is_503_before_any_byte(
-    client: TestClient, issuer: LocalIssuer, failing_queries: Callable[[int, str], None]
+    client: TestClient, issuer: LocalIssuer, failing_queries: Callable[[int, str], None], load_tasks: LoadTasks
 ) -> None:
     load_tasks(ALICE, [{}] * 3)
     failing_queries(1, "ProvisionedThroughputExceededException")
@@ -362,12 +350,12 @@ def test_throttled_first_page_is_503_before_any_byte(
 
 
 def test_unexpected_failure_before_any_byte_is_500_with_correlation_id(
-    aws: None, issuer: LocalIssuer, failing_queries: Callable[[int, str], None]
+    aws: None, issuer: LocalIssuer, failing_queries: Callable[[int, str], None], load_tasks: LoadTasks, backend: Backend
 ) -> None:
     load_tasks(ALICE, [{}] * 3)
     failing_queries(1, "ValidationException")
 
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
+    with app_client(backend) as client:
         response = client.get("/tasks/export", headers={**issuer.bearer(ALICE), "x-amzn-request-id": "req-42"})
 
     body = assert_problem(response, 500)
@@ -382,6 +370,7 @@ def test_throttling_after_the_first_page_ends_with_an_error_record(
     failing_queries: Callable[[int, str], None],
     monkeypatch: pytest.MonkeyPatch,
     export_format: str,
+    load_tasks: LoadTasks,
 ) -> None:
     # Given pages of 10 tasks and a table that throttles from the second page on
     monkeypatch.setattr(service, "SCROLL_PAGE_SIZE", 10)
@@ -410,6 +399,7 @@ def test_unexpected_failure_midway_has_a_correlation_id_and_no_internals(
     issuer: LocalIssuer,
     failing_queries: Callable[[int, str], None],
     monkeypatch: pytest.MonkeyPatch,
+    load_tasks: LoadTasks,
 ) -> None:
     monkeypatch.setattr(service, "SCROLL_PAGE_SIZE", 10)
     load_tasks(ALICE, [{}] * 15)
@@ -445,7 +435,9 @@ def test_unexpected_failure_midway_has_a_correlation_id_and_no_internals(
     ],
     ids=str,
 )
-def test_bad_filters_are_400_before_any_byte(client: TestClient, issuer: LocalIssuer, params: Any) -> None:
+def test_bad_filters_are_400_before_any_byte(
+    client: TestClient, issuer: LocalIssuer, params: Any, load_tasks: LoadTasks
+) -> None:
     load_tasks(ALICE, [{}])
 
     response = client.get("/tasks/export", params=params, headers=issuer.bearer(ALICE))
@@ -454,7 +446,7 @@ def test_bad_filters_are_400_before_any_byte(client: TestClient, issuer: LocalIs
 
 
 def test_a_cursor_is_bound_to_its_filters_and_its_owner(
-    client: TestClient, issuer: LocalIssuer, invoke: Invoke
+    client: TestClient, issuer: LocalIssuer, invoke: Invoke, load_tasks: LoadTasks
 ) -> None:
     load_tasks(ALICE, [{"status": "completed"}] * 3)
     cursor = invoke("list-tasks", user=ALICE, query={"status": "completed", "limit": "1"}).json()["nextCursor"]
@@ -473,7 +465,9 @@ def test_a_cursor_is_bound_to_its_filters_and_its_owner(
 
 
 @pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
-def test_bad_tokens_are_401_before_any_data(client: TestClient, issuer: LocalIssuer, kind: str) -> None:
+def test_bad_tokens_are_401_before_any_data(
+    client: TestClient, issuer: LocalIssuer, kind: str, load_tasks: LoadTasks
+) -> None:
     load_tasks(ALICE, [{"title": "secret"}])
 
     response = client.get("/tasks/export", headers={"authorization": f"Bearer {issuer.bad_tokens(ALICE)[kind]}"})
@@ -490,19 +484,15 @@ def test_missing_token_is_401(client: TestClient, header: str | None) -> None:
     assert_problem(response, 401)
 
 
-def test_unreachable_jwks_is_503_with_retry_after(
-    client: TestClient, issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
-    clear_caches()
-
-    response = client.get("/tasks/export", headers=issuer.bearer(ALICE))
+def test_unreachable_jwks_is_503_with_retry_after(backend: Backend, issuer: LocalIssuer) -> None:
+    with app_client(backend, jwks_url="http://127.0.0.1:9/.well-known/jwks.json") as client:
+        response = client.get("/tasks/export", headers=issuer.bearer(ALICE))
 
     assert_problem(response, 503)
     assert "retry-after" in response.headers
 
 
-def test_another_users_tasks_never_appear(client: TestClient, issuer: LocalIssuer) -> None:
+def test_another_users_tasks_never_appear(client: TestClient, issuer: LocalIssuer, load_tasks: LoadTasks) -> None:
     alice = load_tasks(ALICE, [{"tags": ["shared"]}] * 4)
     bob = load_tasks(BOB, [{"tags": ["shared"]}] * 3)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ALICE, BOB, HttpResponse, Invoke, call_handler, make_event
+from tests.support import ALICE, BOB, Backend, HttpResponse, Invoke, make_event
 
 PROBLEM = "application/problem+json"
 
@@ -333,13 +333,13 @@ def test_unicode_round_trips(invoke: Invoke) -> None:
     assert len(invoke("create-task", body={"title": "é" * 200}).json()["title"]) == 200
 
 
-def test_base64_encoded_body_is_decoded(invoke: Invoke) -> None:
+def test_base64_encoded_body_is_decoded(backend: Backend) -> None:
     import base64
 
     event = make_event("create-task", body={"title": "from base64"})
     event["body"] = base64.b64encode(event["body"].encode()).decode()
     event["isBase64Encoded"] = True
-    response = call_handler(event)
+    response = backend.call(event)
     assert response.status == 201
     assert response.json()["title"] == "from base64"
 
@@ -349,19 +349,19 @@ def test_odd_task_ids_are_404(invoke: Invoke, task_id: str) -> None:
     assert_problem(invoke("get-task", task_id=task_id), 404)
 
 
-def test_wrong_method_is_405_with_allow(invoke: Invoke) -> None:
+def test_wrong_method_is_405_with_allow(backend: Backend) -> None:
     event = make_event("list-tasks")
     event["requestContext"]["http"]["method"] = "PUT"
-    response = call_handler(event)
+    response = backend.call(event)
 
     assert_problem(response, 405)
     assert response.headers["allow"] == "GET, POST"
 
 
-def test_unknown_path_is_404(invoke: Invoke) -> None:
+def test_unknown_path_is_404(backend: Backend) -> None:
     event = make_event("list-tasks")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/nothing/here"
-    assert_problem(call_handler(event), 404)
+    assert_problem(backend.call(event), 404)
 
 
 def test_problem_body_is_json(invoke: Invoke) -> None:

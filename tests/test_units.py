@@ -7,9 +7,9 @@ import pytest
 from core.domain import clock, ids
 from core.domain.cursor import CursorCodec
 from core.domain.errors import BadRequest, InvalidCursor, InvalidInput, MalformedBody
-from core.domain.listing import parse_list_query
-from core.domain.models import version_from_etag
 from core.http.bodies import TaskFields, TaskPatch, parse_body
+from core.http.etags import version_from_if_match
+from core.http.query import parse_list_query
 
 
 def test_ids_are_time_ordered_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +82,7 @@ def test_malformed_json_is_its_own_error() -> None:
     [('"T1.3"', 3), ('"X.1", "T1.7"', 7), ("*", None), ('W/"T1.3"', -1), ('"T1.x"', -1), ('"T2.3"', -1), ("", -1)],
 )
 def test_if_match_names_a_version_of_this_task(header: str, version: int | None) -> None:
-    assert version_from_etag("T1", header) == version
+    assert version_from_if_match("T1", header) == version
 
 
 def test_cursor_round_trips_and_binds_owner_and_filters() -> None:

@@ -1,7 +1,12 @@
 """The CRUD function: one Powertools resolver, routes in `task_routes` and `attachment_routes`,
-every error turned into a problem response here and nowhere else."""
+every error turned into a problem response here and nowhere else.
 
-from typing import Any
+Its settings are read and checked at cold start: a missing variable is logged once, clearly, and
+fails every invocation until the function is deployed with it.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -10,10 +15,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.config import CrudSettings
 from core.domain import errors
 from core.http import problems
+from core.http.auth import Authenticator
+from core.startup import Handler, cold_start, failing_handler
+from core.wiring import build_services, dynamodb_client, s3_client
 from tasks import attachment_routes, task_routes
-from tasks.http import problem_response
+from tasks.http import Environment, problem_response
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 logger = Logger()
 metrics = Metrics()
@@ -43,11 +56,29 @@ def unexpected_error(error: Exception) -> Response[str]:
     return problem_response(problems.internal_error(app.lambda_context.aws_request_id))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def environment(settings: CrudSettings, dynamodb: "DynamoDBClient", s3: "Callable[[], S3Client]") -> Environment:
+    return Environment(build_services(settings, dynamodb, s3), Authenticator(settings))
+
+
+def create_handler(serving: Environment) -> Handler:
+    """A Lambda handler that serves every request with `serving` (one per execution environment)."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        app.append_context(environment=serving)
+        return app.resolve(event, context)
+
+    return handler
+
+
+def _from_environment() -> Handler:
+    settings = CrudSettings.from_environment()
+    return create_handler(environment(settings, dynamodb_client(), s3_client))
+
+
+lambda_handler = cold_start(_from_environment, failing_handler, logger)
 
 
 def routes() -> list[tuple[str, str]]:

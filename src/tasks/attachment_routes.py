@@ -3,34 +3,38 @@
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from core.domain.attachments import download_json, upload_json
-from core.domain.tasks import attachment_service
-from tasks.http import attachment_request, caller, json_response
+from core.http.representations import download_json, upload_json
+from tasks.http import Request, json_response
 
 router = APIGatewayHttpRouter()
 
 
 @router.post("/tasks/<taskId>/attachments")
 def create_attachment(taskId: str) -> Response[str]:
-    owner = caller(router.current_event)
-    upload = attachment_service().create(owner, taskId, attachment_request(router.current_event))
+    request = Request(router)
+    owner = request.caller()
+    body = request.attachment_request()
+    upload = request.services.attachments.create(owner, taskId, body.fileName, body.contentType, body.size)
     location = f"/tasks/{taskId}/attachments/{upload.attachment.attachmentId}"
     return json_response(201, upload_json(upload), Location=location)
 
 
 @router.get("/tasks/<taskId>/attachments")
 def list_attachments(taskId: str) -> Response[str]:
-    attachments = attachment_service().live(caller(router.current_event), taskId)
+    request = Request(router)
+    attachments = request.services.attachments.live(request.caller(), taskId)
     return json_response(200, {"items": [attachment.to_json() for attachment in attachments]})
 
 
 @router.get("/tasks/<taskId>/attachments/<attachmentId>")
 def get_attachment(taskId: str, attachmentId: str) -> Response[str]:
-    download = attachment_service().get(caller(router.current_event), taskId, attachmentId)
+    request = Request(router)
+    download = request.services.attachments.get(request.caller(), taskId, attachmentId)
     return json_response(200, download_json(download), **{"Cache-Control": "no-store"})
 
 
 @router.delete("/tasks/<taskId>/attachments/<attachmentId>")
 def delete_attachment(taskId: str, attachmentId: str) -> Response[str]:
-    attachment_service().delete(caller(router.current_event), taskId, attachmentId)
+    request = Request(router)
+    request.services.attachments.delete(request.caller(), taskId, attachmentId)
     return Response(204, None, "")

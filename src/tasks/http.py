@@ -1,58 +1,79 @@
-"""Request and response helpers shared by the route modules: HTTP only, no domain decisions."""
+"""What the route modules share: the request's caller and services, its body, and the response shapes."""
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from core.config import get_settings
 from core.domain import errors
 from core.domain.models import Task
-from core.http import problems
-from core.http.auth import caller_from_event
+from core.http import etags, problems
+from core.http.auth import Authenticator
+from core.wiring import Services
 
 if TYPE_CHECKING:
     from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
+MAX_BODY_BYTES = 32 * 1024
 logger = Logger()
 
 
-def caller(event: APIGatewayProxyEventV2) -> str:
-    owner = caller_from_event(event.raw_event)
-    logger.append_keys(owner=owner)
-    return owner
+@dataclass(frozen=True)
+class Environment:
+    """What one execution environment of the CRUD function serves requests with."""
+
+    services: Services
+    authenticator: Authenticator
 
 
-def task_fields(event: APIGatewayProxyEventV2) -> "TaskFields":
-    from core.http.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
+class Request:
+    """The request a route is serving: who calls, with what, and the services to answer it."""
 
-    return parse_body(TaskFields, _raw_body(event))
+    def __init__(self, router: APIGatewayHttpRouter):
+        self.event = router.current_event
+        environment: Environment = router.context["environment"]
+        self.services = environment.services
+        self._authenticator = environment.authenticator
 
+    def caller(self) -> str:
+        owner = self._authenticator.caller_from_event(self.event.raw_event)
+        logger.append_keys(owner=owner)
+        return owner
 
-def task_patch(event: APIGatewayProxyEventV2) -> "TaskPatch":
-    from core.http.bodies import TaskPatch, parse_body
+    def header(self, name: str) -> str | None:
+        return self.event.headers.get(name)
 
-    return parse_body(TaskPatch, _raw_body(event))
+    def task_fields(self) -> "TaskFields":
+        from core.http.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
 
+        return parse_body(TaskFields, self._raw_body())
 
-def attachment_request(event: APIGatewayProxyEventV2) -> "AttachmentRequest":
-    from core.http.bodies import AttachmentRequest, parse_body
+    def task_patch(self) -> "TaskPatch":
+        from core.http.bodies import TaskPatch, parse_body
 
-    return parse_body(AttachmentRequest, _raw_body(event))
+        return parse_body(TaskPatch, self._raw_body())
 
+    def attachment_request(self) -> "AttachmentRequest":
+        from core.http.bodies import AttachmentRequest, parse_body
 
-def _raw_body(event: APIGatewayProxyEventV2) -> str:
-    content_type = event.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in JSON_TYPES:
-        raise errors.UnsupportedMediaType("send the body as application/json")
-    raw = event.decoded_body or ""
-    limit = get_settings().max_body_bytes
-    if len(raw.encode()) > limit:
-        raise errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
-    return raw
+        return parse_body(AttachmentRequest, self._raw_body())
+
+    def expected_version(self, task_id: str) -> int | None:
+        header = self.header("if-match")
+        return None if header is None else etags.version_from_if_match(task_id, header)
+
+    def _raw_body(self) -> str:
+        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type not in JSON_TYPES:
+            raise errors.UnsupportedMediaType("send the body as application/json")
+        raw = self.event.decoded_body or ""
+        if len(raw.encode()) > MAX_BODY_BYTES:
+            raise errors.PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        return raw
 
 
 def json_response(status: int, body: Any, **headers: str) -> Response[str]:
@@ -60,7 +81,7 @@ def json_response(status: int, body: Any, **headers: str) -> Response[str]:
 
 
 def task_response(task: Task, status: int, **headers: str) -> Response[str]:
-    return json_response(status, task.to_json(), ETag=task.etag, **headers)
+    return json_response(status, task.to_json(), ETag=etags.etag(task), **headers)
 
 
 def problem_response(problem: problems.Problem) -> Response[str]:

@@ -1,4 +1,4 @@
-"""S3 "Object Created" events (through EventBridge): an uploaded attachment becomes available.
+"""The upload-event function: S3 "Object Created" events (through EventBridge) make an attachment available.
 
 An object nobody expects (its record is gone: the task or attachment was deleted while the
 upload was in flight) is deleted, so S3 never holds bytes that no record points at.
@@ -11,21 +11,34 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.domain.tasks import attachment_service
+from core.config import Settings
+from core.domain.attachments import AttachmentService
+from core.startup import Handler, cold_start, failing_handler
+from core.wiring import build_services, dynamodb_client, s3_client
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    detail = event.detail
-    key, size = detail["object"]["key"], int(detail["object"]["size"])
-    outcome = attachment_service().confirm_upload(key, size, detail["object"].get("version-id"))
-    logger.info("upload event handled", extra={"key": key, "size": size, "outcome": outcome})
-    metrics.add_metric(name=f"Upload-{outcome}", unit=MetricUnit.Count, value=1)
-    return {"outcome": outcome}
+def create_handler(attachments: AttachmentService) -> Handler:
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    @event_source(data_class=EventBridgeEvent)
+    def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+        detail = event.detail
+        key, size = detail["object"]["key"], int(detail["object"]["size"])
+        outcome = attachments.confirm_upload(key, size, detail["object"].get("version-id"))
+        logger.info("upload event handled", extra={"key": key, "size": size, "outcome": outcome})
+        metrics.add_metric(name=f"Upload-{outcome}", unit=MetricUnit.Count, value=1)
+        return {"outcome": outcome}
+
+    return handler
+
+
+def _from_environment() -> Handler:
+    return create_handler(build_services(Settings.from_environment(), dynamodb_client(), s3_client).attachments)
+
+
+lambda_handler = cold_start(_from_environment, failing_handler, logger)

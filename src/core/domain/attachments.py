@@ -9,19 +9,19 @@ DynamoDB TTL removes it a day later.
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, unquote_plus
 
-from core.config import Settings
-from core.data.repository import ObjectStore, TaskRepository
+from core.config import AttachmentLimits
+from core.data.attachments import AttachmentRecords
+from core.data.objects import ObjectStore
+from core.data.tasks import TaskRepository
 from core.domain import clock, ids
 from core.domain.errors import ConfigurationError, Conflict, FieldError, InvalidInput, NotFound
 from core.domain.models import Attachment
 
-if TYPE_CHECKING:
-    from core.http.bodies import AttachmentRequest
-
 KEY_PREFIX = "attachments/"
+UPLOAD_URL_SECONDS = 900
+DOWNLOAD_URL_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -72,71 +72,75 @@ def content_disposition(file_name: str) -> str:
 
 
 class AttachmentService:
-    def __init__(self, repository: TaskRepository, objects: ObjectStore, settings: Settings):
-        self._repository = repository
+    def __init__(
+        self,
+        tasks: TaskRepository,
+        records: AttachmentRecords,
+        objects: ObjectStore,
+        limits: AttachmentLimits | None,
+    ):
+        """`limits`: what an attachment may be; None in a function that grants no uploads."""
+        self._tasks = tasks
+        self._records = records
         self._objects = objects
-        self._settings = settings
+        self._limits = limits
 
-    def create(self, owner: str, task_id: str, request: "AttachmentRequest") -> Upload:
-        if not self._settings.attachment_content_types:
-            raise ConfigurationError("ATTACHMENT_CONTENT_TYPES is required to accept attachments")
-        content_type = request.contentType.strip().lower()
+    def create(self, owner: str, task_id: str, file_name: str, content_type: str, size: int) -> Upload:
+        limits = self._limits
+        if limits is None:
+            raise ConfigurationError("this function has no attachment limits, so it grants no uploads")
+        content_type = content_type.strip().lower()
         problems = []
-        if content_type not in self._settings.attachment_content_types:
-            allowed = ", ".join(sorted(self._settings.attachment_content_types))
-            problems.append(FieldError("contentType", f"must be one of: {allowed}"))
-        if request.size > self._settings.attachment_max_bytes:
-            problems.append(FieldError("size", f"must be at most {self._settings.attachment_max_bytes} bytes"))
+        if content_type not in limits.content_types:
+            problems.append(FieldError("contentType", f"must be one of: {', '.join(sorted(limits.content_types))}"))
+        if size > limits.max_bytes:
+            problems.append(FieldError("size", f"must be at most {limits.max_bytes} bytes"))
         if problems:
             raise InvalidInput(problems)
-        file_name = clean_file_name(request.fileName)
+        file_name = clean_file_name(file_name)
         live = self.live(owner, task_id)
-        if len(live) >= self._settings.attachment_max_count:
-            raise Conflict(f"a task can have at most {self._settings.attachment_max_count} attachments")
+        if len(live) >= limits.max_count:
+            raise Conflict(f"a task can have at most {limits.max_count} attachments")
         attachment_id = ids.new_id()
-        expires_at = int(time.time()) + self._settings.upload_url_seconds
+        expires_at = int(time.time()) + UPLOAD_URL_SECONDS
         attachment = Attachment(
             attachmentId=attachment_id,
             taskId=task_id,
             userId=owner,
             fileName=file_name,
             contentType=content_type,
-            size=request.size,
+            size=size,
             status="pending",
             createdAt=clock.utc_now(),
             key=object_key(owner, task_id, attachment_id),
             uploadExpiresAt=expires_at,
         )
-        self._repository.add_attachment(attachment)
-        post = self._objects.presigned_post(
-            attachment.key, content_type, request.size, self._settings.upload_url_seconds
-        )
+        self._records.add(attachment)
+        post = self._objects.presigned_post(attachment.key, content_type, size, UPLOAD_URL_SECONDS)
         return Upload(attachment, post["url"], post["fields"], expires_at)
 
     def live(self, owner: str, task_id: str) -> list[Attachment]:
-        self._repository.get(owner, task_id)  # someone else's task, or none, is a 404 rather than an empty list
+        self._tasks.get(owner, task_id)  # someone else's task, or none, is a 404 rather than an empty list
         now = time.time()
-        return [attachment for attachment in self._repository.attachments(owner, task_id) if attachment.is_live(now)]
+        return [attachment for attachment in self._records.of_task(owner, task_id) if attachment.is_live(now)]
 
     def get(self, owner: str, task_id: str, attachment_id: str) -> Download:
-        attachment = self._repository.get_attachment(owner, task_id, attachment_id)
+        attachment = self._records.get(owner, task_id, attachment_id)
         if not attachment.is_live(time.time()):
             raise NotFound("attachment not found")
         if attachment.status != "available":
             return Download(attachment, None, None)
-        seconds = self._settings.download_url_seconds
-        url = self._objects.presigned_get(
-            attachment.key, attachment.contentType, content_disposition(attachment.fileName), seconds
-        )
-        return Download(attachment, url, int(time.time()) + seconds)
+        disposition = content_disposition(attachment.fileName)
+        url = self._objects.presigned_get(attachment.key, attachment.contentType, disposition, DOWNLOAD_URL_SECONDS)
+        return Download(attachment, url, int(time.time()) + DOWNLOAD_URL_SECONDS)
 
     def delete(self, owner: str, task_id: str, attachment_id: str) -> None:
-        attachment = self._repository.get_attachment(owner, task_id, attachment_id)
+        attachment = self._records.get(owner, task_id, attachment_id)
         self._remove([attachment])
 
     def delete_all(self, owner: str, task_id: str) -> bool:
         """Remove every attachment of a task (objects first, then records); True if there were any."""
-        attachments = self._repository.attachments(owner, task_id)
+        attachments = self._records.of_task(owner, task_id)
         self._remove(attachments)
         return bool(attachments)
 
@@ -147,33 +151,15 @@ class AttachmentService:
         if parsed is None:
             return "ignored"
         owner, task_id, attachment_id = parsed
-        if self._repository.mark_available(owner, task_id, attachment_id, size):
-            return "available"
-        self._objects.delete_version(object_key(owner, task_id, attachment_id), version_id)
-        return "orphan-deleted"
+        try:
+            self._records.mark_available(owner, task_id, attachment_id, size)
+        except NotFound:
+            self._objects.delete_version(object_key(owner, task_id, attachment_id), version_id)
+            return "orphan-deleted"
+        return "available"
 
     def _remove(self, attachments: list[Attachment]) -> None:
         # Objects go first: if this fails half way, the records still point at what is left,
         # and repeating the delete finishes the job. The other order could strand objects.
         self._objects.delete_everything([attachment.key for attachment in attachments])
-        self._repository.delete_attachment_records(attachments)
-
-
-def upload_json(upload: Upload) -> dict[str, Any]:
-    return {
-        **upload.attachment.to_json(),
-        "upload": {"url": upload.url, "fields": upload.fields, "expiresAt": _iso(upload.expires_at)},
-    }
-
-
-def download_json(download: Download) -> dict[str, Any]:
-    body = download.attachment.to_json()
-    if download.url is not None and download.expires_at is not None:
-        body["download"] = {"url": download.url, "expiresAt": _iso(download.expires_at)}
-    else:
-        body["download"] = None
-    return body
-
-
-def _iso(epoch: int) -> str:
-    return clock.from_epoch(epoch)
+        self._records.delete(attachments)

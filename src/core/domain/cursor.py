@@ -10,10 +10,11 @@ import time
 from core.domain.errors import InvalidCursor
 
 Position = dict[str, str]
+CURSOR_TTL_SECONDS = 24 * 3600
 
 
 class CursorCodec:
-    def __init__(self, secret: str, ttl_seconds: int):
+    def __init__(self, secret: str, ttl_seconds: int = CURSOR_TTL_SECONDS):
         self._key = hashlib.sha256(b"serverless-tasks/cursor\0" + secret.encode()).digest()
         self._ttl = ttl_seconds
 

@@ -1,11 +1,6 @@
-"""The filters, sort and page size of `GET /tasks` and of the export, parsed from a query string."""
+"""What a listing asks for: the filters, sort and page size of `GET /tasks` and of the export."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-from core.domain import clock
-from core.domain.errors import BadRequest
-from core.domain.models import PRIORITIES, STATUSES
 
 SORTS = ("createdAt", "dueDate")
 DEFAULT_LIMIT = 20
@@ -17,7 +12,7 @@ class ListQuery:
     status: str | None = None
     priority: str | None = None
     tag: str | None = None
-    due_before: str | None = None
+    due_before: str | None = None  # sortable UTC instants (core.domain.clock)
     due_after: str | None = None
     sort: str = "createdAt"
     limit: int = DEFAULT_LIMIT
@@ -28,55 +23,3 @@ class ListQuery:
         """What a cursor is bound to: everything that decides which tasks match, in which order."""
         parts = (self.status, self.priority, self.tag, self.due_before, self.due_after, self.sort)
         return "|".join("" if part is None else part for part in parts)
-
-
-def parse_list_query(params: Mapping[str, str] | None, extra: tuple[str, ...] = ()) -> ListQuery:
-    params = dict(params or {})
-    unknown = sorted(
-        set(params) - {"status", "priority", "tag", "dueBefore", "dueAfter", "sort", "limit", "cursor", *extra}
-    )
-    if unknown:
-        raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
-    return ListQuery(
-        status=_choice(params, "status", STATUSES),
-        priority=_choice(params, "priority", PRIORITIES),
-        tag=_tag(params.get("tag")),
-        due_before=_instant(params, "dueBefore"),
-        due_after=_instant(params, "dueAfter"),
-        sort=_choice(params, "sort", SORTS) or "createdAt",
-        limit=_limit(params.get("limit")),
-        cursor=params.get("cursor") or None,
-    )
-
-
-def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if value not in allowed:
-        raise BadRequest(f"{name} must be one of: {', '.join(allowed)}")
-    return value
-
-
-def _tag(value: str | None) -> str | None:
-    if value is not None and not 1 <= len(value) <= 50:
-        raise BadRequest("tag must be 1 to 50 characters")
-    return value
-
-
-def _instant(params: Mapping[str, str], name: str) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    try:
-        return clock.parse_instant(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 date or date-time with offset") from None
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(value)

@@ -29,30 +29,10 @@ class Task:
     version: int
     hasAttachments: bool = False  # set once an attachment was ever added; deletes cascade only then
 
-    @property
-    def etag(self) -> str:
-        return f'"{self.taskId}.{self.version}"'
-
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         del body["hasAttachments"]
         return body
-
-
-def version_from_etag(task_id: str, if_match: str) -> int | None:
-    """The version an If-Match header asks for.
-
-    `*` asks only that the task exists (None: every conditional write checks that anyway);
-    a header naming no version of this task gets -1, which matches nothing, so the write is a 412.
-    """
-    prefix = f'"{task_id}.'
-    for tag in (part.strip() for part in if_match.split(",")):
-        if tag == "*":
-            return None
-        number = tag[len(prefix) : -1]
-        if tag.startswith(prefix) and tag.endswith('"') and number.isascii() and number.isdigit():
-            return int(number)
-    return -1
 
 
 @dataclass

@@ -1,34 +1,17 @@
-"""Task use cases shared by both functions. No HTTP here; DynamoDB and S3 are the repository's.
+"""Task use cases shared by both functions. No HTTP here, and no AWS: the data layer does that."""
 
-The cached factories at the end wire the real AWS clients, once per process.
-"""
-
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING
+from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from core.config import get_settings
-from core.data.repository import ObjectStore, TaskRepository
+from core.data.tasks import TaskRepository
 from core.domain import clock, ids
 from core.domain.attachments import AttachmentService
 from core.domain.cursor import CursorCodec, Position
-from core.domain.errors import NotFound, PreconditionFailed
+from core.domain.errors import ConfigurationError, NotFound, PreconditionFailed
 from core.domain.listing import ListQuery
-from core.domain.models import Task
+from core.domain.models import DEFAULTS, Task
 
-if TYPE_CHECKING:
-    from core.http.bodies import TaskFields, TaskPatch
-
-AWS_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-)
-S3_CLIENT_CONFIG = AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
 # The export reads big pages: DynamoDB caps a page at 1 MB anyway, and fewer round trips are faster.
 SCROLL_PAGE_SIZE = 1000
 
@@ -40,45 +23,38 @@ class Page:
 
 
 class TaskService:
-    def __init__(self, repository: TaskRepository, cursors: CursorCodec, attachments: AttachmentService):
+    def __init__(self, repository: TaskRepository, cursors: CursorCodec | None, attachments: AttachmentService):
+        """`cursors`: None in a function that lists nothing (it has no key to sign cursors with)."""
         self._repository = repository
         self._cursors = cursors
         self._attachments = attachments
 
-    def create(self, owner: str, fields: "TaskFields") -> Task:
-        now = clock.utc_now()
-        status = fields.status
-        task = Task(
-            taskId=ids.new_id(),
-            userId=owner,
-            title=fields.title,
-            description=fields.description,
-            status=status,
-            priority=fields.priority,
-            dueDate=fields.dueDate,
-            tags=fields.tags,
-            createdAt=now,
-            updatedAt=now,
-            completedAt=now if status == "completed" else None,
-            version=1,
-        )
+    def create(self, owner: str, fields: Mapping[str, Any]) -> Task:
+        """A new task from validated writable fields; absent optional ones take their defaults."""
+        task = _new_task(owner, fields)
         self._repository.create(task)
         return task
+
+    def import_tasks(self, owner: str, many: Iterable[Mapping[str, Any]]) -> list[Task]:
+        """Many new tasks at once, written in batches (seeding, tests and benchmarks load data this way)."""
+        tasks = [_new_task(owner, fields) for fields in many]
+        self._repository.put_many(tasks)
+        return tasks
 
     def get(self, owner: str, task_id: str) -> Task:
         return self._repository.get(owner, task_id)
 
-    def patch(self, owner: str, task_id: str, patch: "TaskPatch", expected_version: int | None) -> Task:
-        changes = patch.as_changes()
+    def patch(self, owner: str, task_id: str, changes: Mapping[str, Any], expected_version: int | None) -> Task:
+        """Apply a merge patch's changes (already resolved: a cleared field carries its default)."""
         if not changes:
             task = self._repository.get(owner, task_id)
             if expected_version is not None and task.version != expected_version:
                 raise PreconditionFailed("the task has changed since the version in If-Match")
             return task
-        return self._repository.update(owner, task_id, changes, expected_version)
+        return self._repository.update(owner, task_id, dict(changes), expected_version)
 
-    def replace(self, owner: str, task_id: str, fields: "TaskFields", expected_version: int | None) -> Task:
-        return self._repository.update(owner, task_id, fields.as_changes(), expected_version)
+    def replace(self, owner: str, task_id: str, fields: Mapping[str, Any], expected_version: int | None) -> Task:
+        return self._repository.update(owner, task_id, {**DEFAULTS, **fields}, expected_version)
 
     def delete(self, owner: str, task_id: str, expected_version: int | None) -> None:
         """Delete a task and then its attachments.
@@ -108,29 +84,31 @@ class TaskService:
         return self._cursor(owner, query, position)
 
     def _start(self, owner: str, query: ListQuery) -> Position | None:
-        return self._cursors.decode(query.cursor, owner, query.fingerprint) if query.cursor else None
+        return self._codec().decode(query.cursor, owner, query.fingerprint) if query.cursor else None
 
     def _cursor(self, owner: str, query: ListQuery, position: Position) -> str:
-        return self._cursors.encode(position, owner, query.fingerprint)
+        return self._codec().encode(position, owner, query.fingerprint)
+
+    def _codec(self) -> CursorCodec:
+        if self._cursors is None:
+            raise ConfigurationError("this function has no cursor key, so it cannot page through tasks")
+        return self._cursors
 
 
-@cache
-def task_service() -> TaskService:
-    settings = get_settings()
-    return TaskService(
-        _repository(),
-        CursorCodec(settings.cursor_secret, settings.cursor_ttl_seconds),
-        attachment_service(),
+def _new_task(owner: str, fields: Mapping[str, Any]) -> Task:
+    values = {**DEFAULTS, **fields}
+    now = clock.utc_now()
+    return Task(
+        taskId=ids.new_id(),
+        userId=owner,
+        title=values["title"],
+        description=values["description"],
+        status=values["status"],
+        priority=values["priority"],
+        dueDate=values["dueDate"],
+        tags=list(values["tags"]),
+        createdAt=now,
+        updatedAt=now,
+        completedAt=now if values["status"] == "completed" else None,
+        version=1,
     )
-
-
-@cache
-def attachment_service() -> AttachmentService:
-    settings = get_settings()
-    objects = ObjectStore(lambda: boto3.client("s3", config=S3_CLIENT_CONFIG), settings.bucket_name)
-    return AttachmentService(_repository(), objects, settings)
-
-
-@cache
-def _repository() -> TaskRepository:
-    return TaskRepository(boto3.client("dynamodb", config=AWS_CLIENT_CONFIG), get_settings().table_name)

@@ -6,24 +6,42 @@ here, with `core.http.tokens`.
 """
 
 from collections.abc import Mapping
-from functools import cache
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from core.config import get_settings
+from core.config import ApiSettings
 from core.domain.errors import Unauthorized
 
 if TYPE_CHECKING:
     from core.http.tokens import TokenVerifier
 
 
-@cache
-def token_verifier() -> "TokenVerifier":
-    # PyJWT and cryptography load only on the paths that verify tokens themselves:
-    # requests behind the HTTP API authorizer never need them, so their cold start skips them.
-    from core.http.tokens import TokenVerifier
+class Authenticator:
+    def __init__(self, settings: ApiSettings):
+        self._settings = settings
 
-    settings = get_settings()
-    return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, settings.jwks_url, settings.jwt_algorithms)
+    @cached_property
+    def _verifier(self) -> "TokenVerifier":
+        # PyJWT and cryptography load only on the paths that verify tokens themselves:
+        # requests behind the HTTP API authorizer never need them, so their cold start skips them.
+        from core.http.tokens import TokenVerifier
+
+        settings = self._settings
+        jwks_url = settings.jwks_url or f"{settings.jwt_issuer.rstrip('/')}/.well-known/jwks.json"
+        return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, jwks_url)
+
+    def caller_from_headers(self, headers: Mapping[str, str]) -> str:
+        """The verified `sub` of the bearer token in these request headers."""
+        return str(self._verifier.verify(bearer_token(headers))["sub"])
+
+    def caller_from_event(self, event: Mapping[str, Any]) -> str:
+        """The caller of an HTTP API (payload 2.0) or function URL event."""
+        context = event.get("requestContext") or {}
+        claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+        subject = claims.get("sub")
+        if subject:
+            return str(subject)
+        return self.caller_from_headers(event.get("headers") or {})
 
 
 def bearer_token(headers: Mapping[str, str]) -> str:
@@ -32,18 +50,3 @@ def bearer_token(headers: Mapping[str, str]) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required")
     return token.strip()
-
-
-def caller_from_headers(headers: Mapping[str, str]) -> str:
-    """The verified `sub` of the bearer token in these request headers."""
-    return str(token_verifier().verify(bearer_token(headers))["sub"])
-
-
-def caller_from_event(event: Mapping[str, Any]) -> str:
-    """The caller of an HTTP API (payload 2.0) or function URL event."""
-    context = event.get("requestContext") or {}
-    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
-    subject = claims.get("sub")
-    if subject:
-        return str(subject)
-    return caller_from_headers(event.get("headers") or {})

@@ -44,7 +44,7 @@ class TaskFields(_Body):
     dueDate: DueDate | None = None
     tags: Tags = Field(default_factory=list)
 
-    def as_changes(self) -> dict[str, Any]:
+    def values(self) -> dict[str, Any]:
         return self.model_dump()
 
 

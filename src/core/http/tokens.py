@@ -9,10 +9,11 @@ from core.domain.errors import ServiceUnavailable, Unauthorized
 
 CLOCK_SKEW_SECONDS = 30
 JWKS_CACHE_SECONDS = 3600
+ALGORITHMS = ("RS256",)
 
 
 class TokenVerifier:
-    def __init__(self, issuer: str, audience: str, jwks_url: str, algorithms: tuple[str, ...]):
+    def __init__(self, issuer: str, audience: str, jwks_url: str, algorithms: tuple[str, ...] = ALGORITHMS):
         self._issuer = issuer
         self._audience = audience
         self._algorithms = list(algorithms)

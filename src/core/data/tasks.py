@@ -1,0 +1,202 @@
+"""Tasks in DynamoDB: every write is one conditional call; every listing is a Query, page by page."""
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import batched
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from core.data.aws_errors import aws_errors
+from core.data.items import (
+    deserialize,
+    due_key,
+    serialize,
+    status_key,
+    task_from_item,
+    task_item,
+    task_item_key,
+    user_key,
+)
+from core.data.queries import plan
+from core.domain import clock
+from core.domain.cursor import Position
+from core.domain.errors import DomainError, InvalidCursor, NotFound, PreconditionFailed, ServiceUnavailable
+from core.domain.listing import ListQuery
+from core.domain.models import Task
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+STORE = "task store"
+BATCH_WRITE_ATTEMPTS = 5
+
+
+class TaskRepository:
+    def __init__(self, client: "DynamoDBClient", table_name: str):
+        self._client = client
+        self._table = table_name
+
+    @property
+    def client(self) -> "DynamoDBClient":
+        return self._client
+
+    @property
+    def table_name(self) -> str:
+        return self._table
+
+    def create(self, task: Task) -> None:
+        with aws_errors(STORE):
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialize(task_item(task)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    def put_many(self, tasks: Iterable[Task]) -> None:
+        """Store many new tasks at once, unconditionally (bulk loads: seeding, tests, benchmarks)."""
+        for chunk in batched(tasks, 25, strict=False):
+            self.batch_write([{"PutRequest": {"Item": serialize(task_item(task))}} for task in chunk])
+
+    def batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """Up to 25 put or delete requests, retrying what DynamoDB leaves unprocessed."""
+        pending: dict[str, Any] = {self._table: requests}
+        for _ in range(BATCH_WRITE_ATTEMPTS):
+            with aws_errors(STORE):
+                response = self._client.batch_write_item(RequestItems=pending)
+            pending = dict(response.get("UnprocessedItems") or {})
+            if not pending:
+                return
+        raise ServiceUnavailable(f"the {STORE} is busy; retry shortly")
+
+    def get(self, owner: str, task_id: str) -> Task:
+        with aws_errors(STORE):
+            response = self._client.get_item(
+                TableName=self._table, Key=serialize(task_item_key(owner, task_id)), ConsistentRead=True
+            )
+        if "Item" not in response:
+            raise NotFound("task not found")
+        return task_from_item(deserialize(response["Item"]))
+
+    def update(self, owner: str, task_id: str, changes: dict[str, Any], expected_version: int | None) -> Task:
+        """Apply field changes in one conditional write; version and updatedAt move on with it."""
+        now = clock.utc_now()
+        sets = ["#updatedAt = :now", "#version = #version + :one"]
+        removes: list[str] = []
+        values: dict[str, Any] = {":now": now, ":one": 1}
+        names = {"#updatedAt": "updatedAt", "#version": "version"}
+
+        def assign(attribute: str, value: Any) -> None:
+            names[f"#{attribute}"] = attribute
+            values[f":{attribute}"] = value
+            sets.append(f"#{attribute} = :{attribute}")
+
+        def remove(attribute: str) -> None:
+            names[f"#{attribute}"] = attribute
+            removes.append(f"#{attribute}")
+
+        for field, value in changes.items():
+            if field == "dueDate":
+                if value is None:
+                    for attribute in ("dueDate", "dueAt", "gsi2pk", "gsi2sk"):
+                        remove(attribute)
+                else:
+                    due_at = clock.parse_instant(value)
+                    assign("dueDate", value)
+                    assign("dueAt", due_at)
+                    assign("gsi2pk", user_key(owner))
+                    assign("gsi2sk", due_key(due_at, task_id))
+            elif field == "status":
+                assign("status", value)
+                assign("gsi1pk", status_key(owner, value))
+                if value == "completed":
+                    names["#completedAt"] = "completedAt"
+                    sets.append("#completedAt = if_not_exists(#completedAt, :now)")
+                else:
+                    remove("completedAt")
+            else:
+                assign(field, value)
+
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        condition = "attribute_exists(pk)"
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            values[":expected"] = expected_version
+        with aws_errors(STORE, condition_failed=_missing_or_changed(expected_version)):
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=serialize(task_item_key(owner, task_id)),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        return task_from_item(deserialize(response["Attributes"]))
+
+    def delete(self, owner: str, task_id: str, expected_version: int | None) -> Task:
+        condition = "attribute_exists(pk)"
+        extra: dict[str, Any] = {}
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            extra = {
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": serialize({":expected": expected_version}),
+            }
+        with aws_errors(STORE, condition_failed=_missing_or_changed(expected_version)):
+            response = self._client.delete_item(
+                TableName=self._table,
+                Key=serialize(task_item_key(owner, task_id)),
+                ConditionExpression=condition,
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **extra,
+            )
+        return task_from_item(deserialize(response["Attributes"]))
+
+    def page(
+        self, owner: str, query: ListQuery, start: Position | None, limit: int
+    ) -> tuple[list[Task], Position | None]:
+        """Up to `limit` matching tasks after `start`, and the position of the last one if more follow."""
+        tasks: list[tuple[Task, Position]] = []
+        for found in self.scroll(owner, query, start, batch=limit + 1):
+            tasks.append(found)
+            if len(tasks) > limit:
+                return [task for task, _ in tasks[:limit]], tasks[limit - 1][1]
+        return [task for task, _ in tasks], None
+
+    def scroll(
+        self, owner: str, query: ListQuery, start: Position | None, batch: int = 100
+    ) -> Iterator[tuple[Task, Position]]:
+        """Every matching task after `start`, read from DynamoDB one page at a time, with its position."""
+        query_plan = plan(owner, query)
+        key_names = query_plan.key_names
+        if start is not None and (set(start) != set(key_names) or start["pk"] != user_key(owner)):
+            raise InvalidCursor("the cursor does not belong to this listing")
+        request = dict(query_plan.request, TableName=self._table)
+        # With a filter, DynamoDB's Limit counts items read before filtering: read more per call.
+        request["Limit"] = max(batch, 200) if query_plan.filtered else batch
+        exclusive_start = serialize(start) if start else None
+        while True:
+            if exclusive_start:
+                request["ExclusiveStartKey"] = exclusive_start
+            with aws_errors(STORE):
+                response = self._client.query(**request)
+            for raw in response["Items"]:
+                item = deserialize(raw)
+                yield task_from_item(item), {name: item[name] for name in key_names}
+            exclusive_start = response.get("LastEvaluatedKey")
+            del response  # one page in memory at a time: let this one go before reading the next
+            if not exclusive_start:
+                return
+
+
+def _missing_or_changed(expected_version: int | None) -> Callable[[ClientError], DomainError]:
+    """A failed write condition: 404 if the task is missing, 412 if it exists at another version."""
+
+    def meaning(error: ClientError) -> DomainError:
+        if "Item" in error.response and expected_version is not None:
+            return PreconditionFailed("the task has changed since the version in If-Match")
+        return NotFound("task not found")
+
+    return meaning

@@ -1,0 +1,60 @@
+"""The one place the services are put together, from settings and AWS clients.
+
+The CRUD handler, the streaming app, the upload-event handler, the tests, the benchmarks and the local
+stack all call `build_services`; nothing else constructs repositories or services.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from core.config import Settings
+from core.data.attachments import AttachmentRecords
+from core.data.objects import ObjectStore
+from core.data.tasks import TaskRepository
+from core.domain.attachments import AttachmentService
+from core.domain.cursor import CursorCodec
+from core.domain.tasks import TaskService
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+AWS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+)
+S3_CLIENT_CONFIG = AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
+
+
+@dataclass(frozen=True)
+class Services:
+    tasks: TaskService
+    attachments: AttachmentService
+    repository: TaskRepository
+
+
+def build_services(settings: Settings, dynamodb: "DynamoDBClient", s3: "Callable[[], S3Client]") -> Services:
+    """Every service of one execution environment. `s3` makes the S3 client when an attachment first needs it."""
+    repository = TaskRepository(dynamodb, settings.table_name)
+    attachments = AttachmentService(
+        repository,
+        AttachmentRecords(repository),
+        ObjectStore(s3, settings.bucket_name),
+        settings.attachment_limits(),
+    )
+    secret = settings.cursor_signing_secret()
+    cursors = CursorCodec(secret) if secret is not None else None
+    return Services(TaskService(repository, cursors, attachments), attachments, repository)
+
+
+def dynamodb_client() -> "DynamoDBClient":
+    return boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+
+
+def s3_client() -> "S3Client":
+    return boto3.client("s3", config=S3_CLIENT_CONFIG)

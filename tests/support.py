@@ -1,0 +1,175 @@
+"""Helpers for the handler and app tests: plain functions and classes (the fixtures are in conftest.py).
+
+- `Backend`: the CRUD function's settings and AWS clients for one test; `backend.invoke("get-task", ...)`
+  calls the real handler, built through `core.wiring.build_services`, with an event from events/;
+- `make_event(...)`: an events/ file changed only where the test says; `HttpResponse`: what came back.
+"""
+
+import base64
+import copy
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from core.config import AttachmentLimits, CrudSettings, ExportSettings
+from core.http.bodies import TaskFields
+from core.wiring import Services, build_services, dynamodb_client, s3_client
+from local.events import LambdaContext
+from local.template import Template, table_definition
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TABLE = "tasks-test"
+BUCKET = "tasks-test-attachments"
+ISSUER = "https://issuer.test"
+AUDIENCE = "tasks-test-audience"
+CURSOR_SECRET = "test-cursor-secret-0123456789abcdef0123456789"
+ALICE = "alice-sub"
+BOB = "bob-sub"
+REQUEST_ID = "test-request-0001"
+
+_TEMPLATE_PARAMETERS = Template.load().parameters  # the attachment limits are the template's defaults
+ATTACHMENT_LIMITS = AttachmentLimits(
+    max_bytes=int(_TEMPLATE_PARAMETERS["AttachmentMaxBytes"]),
+    max_count=int(_TEMPLATE_PARAMETERS["AttachmentMaxCount"]),
+    content_types=frozenset(_TEMPLATE_PARAMETERS["AttachmentContentTypes"].split(",")),
+)
+
+
+def crud_settings(jwks_url: str, **changes: Any) -> CrudSettings:
+    settings = CrudSettings(
+        table_name=TABLE,
+        bucket_name=BUCKET,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        jwks_url=jwks_url,
+        cursor_secret=CURSOR_SECRET,
+        attachments=ATTACHMENT_LIMITS,
+    )
+    return replace(settings, **changes)
+
+
+def export_settings(jwks_url: str, **changes: Any) -> ExportSettings:
+    base = crud_settings(jwks_url)
+    settings = ExportSettings(
+        table_name=base.table_name,
+        bucket_name=base.bucket_name,
+        jwt_issuer=base.jwt_issuer,
+        jwt_audience=base.jwt_audience,
+        jwks_url=base.jwks_url,
+        cursor_secret=base.cursor_secret,
+        export_max_bytes=150_000_000,
+        export_timeout_seconds=300.0,
+        export_safety_seconds=25.0,
+    )
+    return replace(settings, **changes)
+
+
+def lambda_context(function_name: str = "TasksFunction", timeout_seconds: float = 10) -> LambdaContext:
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+    return LambdaContext(
+        function_name, arn, memory_limit_in_mb=512, timeout_seconds=timeout_seconds, aws_request_id=REQUEST_ID
+    )
+
+
+def create_table(client: Any, name: str) -> None:
+    definition = dict(table_definition())
+    definition["TableName"] = name
+    client.create_table(**definition)
+    client.get_waiter("table_exists").wait(TableName=name)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
+
+
+class HttpResponse:
+    def __init__(self, raw: dict[str, Any]):
+        self.raw = raw
+        self.status = raw["statusCode"]
+        self.headers = {k.lower(): v for k, v in (raw.get("headers") or {}).items()}
+        body = raw.get("body") or ""
+        self.text = base64.b64decode(body).decode() if raw.get("isBase64Encoded") else body
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.text[:300]}>"
+
+
+Invoke = Callable[..., HttpResponse]
+
+
+@dataclass
+class Backend:
+    """What the CRUD function runs with in one test. Change a field and the next call uses it."""
+
+    settings: CrudSettings
+    dynamodb: Any = field(default_factory=dynamodb_client)  # made as the functions make theirs
+    s3: Any = field(default_factory=s3_client)
+
+    def services(self) -> Services:
+        return build_services(self.settings, self.dynamodb, lambda: self.s3)
+
+    def call(self, event: dict[str, Any]) -> HttpResponse:
+        """The CRUD function's answer to a whole event (for tests that shape the event themselves)."""
+        from tasks.app import create_handler, environment
+
+        handler = create_handler(environment(self.settings, self.dynamodb, lambda: self.s3))
+        return HttpResponse(handler(event, lambda_context()))
+
+    def invoke(self, name: str, **changes: Any) -> HttpResponse:
+        return self.call(make_event(name, **changes))
+
+    def load_tasks(self, owner: str, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Tasks made by the real service (validated as a POST would be), written in batches; their ids."""
+        fields = (TaskFields(**{"title": f"task {n}", **spec}).values() for n, spec in enumerate(specs))
+        return [task.taskId for task in self.services().tasks.import_tasks(owner, fields)]
+
+
+def make_event(
+    name: str,
+    *,
+    user: str | None = ALICE,
+    task_id: str | None = None,
+    attachment_id: str | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    drop_headers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An event from events/, changed only where the test says."""
+    event = copy.deepcopy(load_event(name))
+    if user is None:
+        event["requestContext"].pop("authorizer", None)
+    else:
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user
+    params = event.get("pathParameters") or {}
+    if task_id is not None:
+        params["taskId"] = task_id
+    if attachment_id is not None:
+        params["attachmentId"] = attachment_id
+    if params:
+        path = "/tasks/" + params["taskId"]
+        if event["rawPath"].count("/") >= 3:
+            path += "/attachments"
+        if "attachmentId" in params:
+            path += "/" + params["attachmentId"]
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    if body is not None:
+        raw_body = json.dumps(body)
+    if raw_body is not None:
+        event["body"] = raw_body
+        event["isBase64Encoded"] = False
+    if query is not None:
+        event["queryStringParameters"] = query or None
+        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    for header in drop_headers:
+        event["headers"].pop(header, None)
+    event["headers"].update(headers or {})
+    return event
