@@ -45,10 +45,10 @@ class Exporter:
         self._clock = clock
 
     def export(self, request: Request) -> Response:
-        invocation = Invocation.from_headers(request.headers)
+        invocation = Invocation.from_headers(request.headers)  # the Web Adapter's, not the caller's
         request.state.correlation_id = invocation.request_id
         budget = Budget.starting_now(self._settings, self._clock, invocation.deadline)
-        owner = self._authenticator.caller_from_headers(request.headers)
+        owner = self._authenticator.caller_from_headers(request.headers)  # before anything of the request is read
         query, format_name = parse_export_query(request.query_params)
         rows = self._tasks.scroll(owner, query)
         first = next(rows, None)  # a bad cursor or an unavailable table fails here, before any byte

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,6 +35,19 @@ tracer = Tracer()
 app = APIGatewayHttpResolver()
 app.include_router(task_routes.router)
 app.include_router(attachment_routes.router)
+
+
+def authenticate_first(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
+    """Who calls is settled before anything else of the request is read, as API Gateway's authorizer does:
+    a request without a valid token is a 401 whatever its query string, headers or body."""
+    environment: Environment = resolver.context["environment"]
+    caller = environment.authenticator.caller_from_event(resolver.current_event.raw_event)
+    logger.append_keys(owner=caller)
+    resolver.append_context(caller=caller)
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[authenticate_first])
 
 
 @app.exception_handler(errors.DomainError)
@@ -63,7 +77,7 @@ def environment(settings: CrudSettings, dynamodb: "DynamoDBClient", s3: "Callabl
 def create_handler(serving: Environment) -> Handler:
     """A Lambda handler that serves every request with `serving` (one per execution environment)."""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

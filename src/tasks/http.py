@@ -8,17 +8,15 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from core.domain import errors
 from core.domain.models import Task
 from core.http import etags, problems
 from core.http.auth import Authenticator
+from core.http.body import json_body_text
 from core.wiring import Services
 
 if TYPE_CHECKING:
     from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch
 
-JSON_TYPES = ("application/json", "application/merge-patch+json")
-MAX_BODY_BYTES = 32 * 1024
 logger = Logger()
 
 
@@ -37,12 +35,11 @@ class Request:
         self.event = router.current_event
         environment: Environment = router.context["environment"]
         self.services = environment.services
-        self._authenticator = environment.authenticator
+        self._caller: str = router.context["caller"]
 
     def caller(self) -> str:
-        owner = self._authenticator.caller_from_event(self.event.raw_event)
-        logger.append_keys(owner=owner)
-        return owner
+        """The verified caller (`authenticate_first` settled it before the route ran)."""
+        return self._caller
 
     def header(self, name: str) -> str | None:
         return self.event.headers.get(name)
@@ -67,13 +64,7 @@ class Request:
         return None if header is None else etags.version_from_if_match(task_id, header)
 
     def _raw_body(self) -> str:
-        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
-        if content_type not in JSON_TYPES:
-            raise errors.UnsupportedMediaType("send the body as application/json")
-        raw = self.event.decoded_body or ""
-        if len(raw.encode()) > MAX_BODY_BYTES:
-            raise errors.PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-        return raw
+        return json_body_text(self.header("content-type"), self.event.body, bool(self.event.is_base64_encoded))
 
 
 def json_response(status: int, body: Any, **headers: str) -> Response[str]:

@@ -22,7 +22,7 @@ tracer = Tracer()
 
 
 def create_handler(attachments: AttachmentService) -> Handler:
-    @logger.inject_lambda_context
+    @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     @event_source(data_class=EventBridgeEvent)

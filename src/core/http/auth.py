@@ -15,6 +15,8 @@ from core.domain.errors import Unauthorized
 if TYPE_CHECKING:
     from core.http.tokens import TokenVerifier
 
+MAX_TOKEN_LENGTH = 16 * 1024  # far above any real JWT; longer headers are refused unread
+
 
 class Authenticator:
     def __init__(self, settings: ApiSettings):
@@ -24,11 +26,11 @@ class Authenticator:
     def _verifier(self) -> "TokenVerifier":
         # PyJWT and cryptography load only on the paths that verify tokens themselves:
         # requests behind the HTTP API authorizer never need them, so their cold start skips them.
-        from core.http.tokens import TokenVerifier
+        from core.http.tokens import IssuerKeys, TokenVerifier
 
         settings = self._settings
-        jwks_url = settings.jwks_url or f"{settings.jwt_issuer.rstrip('/')}/.well-known/jwks.json"
-        return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, jwks_url)
+        keys = IssuerKeys(settings.jwt_issuer, settings.jwks_url)
+        return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, keys)
 
     def caller_from_headers(self, headers: Mapping[str, str]) -> str:
         """The verified `sub` of the bearer token in these request headers."""
@@ -47,6 +49,9 @@ class Authenticator:
 def bearer_token(headers: Mapping[str, str]) -> str:
     value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required")
-    return token.strip()
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise Unauthorized("the bearer token is not valid: malformed")
+    return token

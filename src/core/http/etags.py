@@ -2,6 +2,8 @@
 
 from core.domain.models import Task
 
+MAX_VERSION_DIGITS = 18  # a version is a count of writes: far below DynamoDB's 38-digit numbers
+
 
 def etag(task: Task) -> str:
     return f'"{task.taskId}.{task.version}"'
@@ -11,14 +13,16 @@ def version_from_if_match(task_id: str, if_match: str) -> int | None:
     """The version an If-Match header asks for.
 
     `*` asks only that the task exists (None: every conditional write checks that anyway);
-    a header naming no version of this task gets -1, which matches nothing, so the write is a 412.
+    a header naming no version of this task (or one no task can reach) gets -1, which matches nothing,
+    so the write is a 412.
     """
     prefix = f'"{task_id}.'
     for tag in (part.strip() for part in if_match.split(",")):
         if tag == "*":
             return None
         number = tag[len(prefix) : -1]
-        if tag.startswith(prefix) and tag.endswith('"') and number.isascii() and number.isdigit():
+        valid = number.isascii() and number.isdigit() and len(number) <= MAX_VERSION_DIGITS
+        if tag.startswith(prefix) and tag.endswith('"') and valid:
             return int(number)
     return -1
 
