@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.data import tasks as data_tasks
 from core.domain import clock
 from core.http.bodies import TaskFields
 from tests.support import ALICE, BOB, Backend, Invoke
@@ -68,6 +69,13 @@ def walk(invoke: Invoke, user: str, query: dict[str, str]) -> Iterator[dict[str,
             return
 
 
+def inverted(query: dict[str, str]) -> bool:
+    """Both due bounds given, and nothing can be after the first and before the second: a 400."""
+    if "dueAfter" not in query or "dueBefore" not in query:
+        return False
+    return clock.parse_instant(query["dueAfter"]) >= clock.parse_instant(query["dueBefore"])
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.lists(task_fields, max_size=45), query=filters, limit=st.integers(1, 12))
 def test_walking_the_cursors_returns_every_match_once_in_full_pages(
@@ -76,6 +84,9 @@ def test_walking_the_cursors_returns_every_match_once_in_full_pages(
     user = f"user-{uuid.uuid4()}"
     service = backend.services().tasks
     tasks = [service.create(user, f.values()).to_json() for f in fields]
+    if inverted(query):
+        assert invoke("list-tasks", user=user, query={**query, "limit": str(limit)}).status == 400
+        return
 
     pages = list(walk(invoke, user, {**query, "limit": str(limit)}))
 
@@ -84,6 +95,56 @@ def test_walking_the_cursors_returns_every_match_once_in_full_pages(
     assert all(len(page["items"]) == limit for page in pages[:-1])
     assert 0 < len(pages[-1]["items"]) <= limit or len(pages) == 1
     assert all(page["nextCursor"] for page in pages[:-1])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.lists(task_fields, max_size=40),
+    query=filters.filter(lambda query: not inverted(query)),
+    limit=st.integers(1, 8),
+    budget=st.integers(1, 6),
+)
+def test_a_read_budget_bounds_every_request_and_the_walk_still_returns_every_match_once(
+    backend: Backend,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    fields: list[TaskFields],
+    query: dict[str, str],
+    limit: int,
+    budget: int,
+) -> None:
+    # Given a read budget of a few items in one Query call per request
+    monkeypatch.setattr(data_tasks, "LIST_READ_BUDGET", budget)
+    monkeypatch.setattr(data_tasks, "LIST_MAX_CALLS", 1)
+    user = f"user-{uuid.uuid4()}"
+    tasks = [task.to_json() for task in backend.services().tasks.import_tasks(user, (f.values() for f in fields))]
+    calls: list[int] = []
+    backend.dynamodb.meta.events.register("before-call.dynamodb.Query", lambda **_: calls.append(1))
+
+    pages = []
+    for page in walk(invoke, user, {**query, "limit": str(limit)}):
+        pages.append(page)
+        assert len(calls) <= 1, "one Query call per request"
+        calls.clear()
+
+    # Then pages may be short or empty, but together they hold every match once, in order
+    assert [item["taskId"] for page in pages for item in page["items"]] == expected(tasks, query)
+    assert all(len(page["items"]) <= limit for page in pages)
+    assert all(page["nextCursor"] for page in pages[:-1])
+
+
+def test_a_filter_that_matches_nothing_reads_a_bounded_amount(backend: Backend, invoke: Invoke) -> None:
+    backend.load_tasks(ALICE, [{"tags": ["common"]}] * 30)
+    read: list[int] = []
+    backend.dynamodb.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: read.append(parsed.get("ScannedCount", 0))
+    )
+
+    page = invoke("list-tasks", query={"tag": "rare", "limit": "5"}).json()
+
+    assert page == {"items": [], "nextCursor": None}
+    assert 0 < sum(read) <= data_tasks.LIST_READ_BUDGET
+    assert len(read) <= data_tasks.LIST_MAX_CALLS
 
 
 def test_default_limit_is_20_and_newest_first(invoke: Invoke, create: Any) -> None:

@@ -246,9 +246,10 @@ def test_a_get_tasks_cursor_resumes_the_export(
 
 
 def test_deadline_stop_then_resumes_return_every_task_once(
-    aws: None, issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend
+    issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a 15 s function timeout, a 10 s safety margin and a clock that moves 1 s per reading
+    # Given pages of 2 tasks, a 15 s function timeout, a 10 s safety margin and a clock that moves 1 s per reading
+    monkeypatch.setattr(service, "SCROLL_PAGE_SIZE", 2)
     ids = load_tasks(ALICE, [{}] * 40)
     timing = {"export_timeout_seconds": 15.0, "export_safety_seconds": 10.0}
 
@@ -260,10 +261,11 @@ def test_deadline_stop_then_resumes_return_every_task_once(
 
 
 def test_lambda_deadline_from_the_web_adapter_is_honoured(
-    aws: None, issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend
+    issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the adapter's invocation context says 5 s are left, under the 10 s safety margin
-    ids = load_tasks(ALICE, [{}] * 3)
+    # Given pages of 2 tasks and the adapter's invocation context saying 5 s are left, under the 10 s margin
+    monkeypatch.setattr(service, "SCROLL_PAGE_SIZE", 2)
+    ids = load_tasks(ALICE, [{}] * 5)
     clock = SteppingClock(step=0.0)
     context = json.dumps({"request_id": "req-1", "deadline": int((clock.now + 5) * 1000), "invoked_function_arn": "x"})
 
@@ -271,10 +273,37 @@ def test_lambda_deadline_from_the_web_adapter_is_honoured(
         first = export_lines(client, issuer, headers={"x-amzn-lambda-context": context})
         exported, _ = export_all(client, issuer, cursor=first[-1]["_end"]["nextCursor"])
 
-    # Then each response writes one task (the minimum, so resuming always progresses)
-    assert first[0]["taskId"] == newest_first(ids)[0]
-    assert first[1]["_end"]["count"] == 1
-    assert [first[0]["taskId"], *exported] == newest_first(ids)
+    # Then the response holds one page (the minimum, so resuming always progresses)
+    assert [task["taskId"] for task in first[:-1]] == newest_first(ids)[:2]
+    assert first[-1]["_end"]["count"] == 2
+    assert [task["taskId"] for task in first[:-1]] + exported == newest_first(ids)
+
+
+def test_a_filter_that_matches_nothing_still_ends_in_time_with_a_cursor_that_moves_forward(
+    issuer: LocalIssuer, load_tasks: LoadTasks, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 60 tasks read 5 per page, the one rare tag on the oldest, and time for about two pages a response
+    monkeypatch.setattr(service, "SCROLL_PAGE_SIZE", 5)
+    rare = load_tasks(ALICE, [{"tags": ["rare"]}])
+    load_tasks(ALICE, [{"tags": ["common"]}] * 59)
+    timing = {"export_timeout_seconds": 12.0, "export_safety_seconds": 10.0}
+    cursors: list[str] = []
+    found: list[str] = []
+
+    with app_client(backend, SteppingClock(), **timing) as client:
+        cursor = None
+        while True:
+            *tasks, last = export_lines(client, issuer, tag="rare", **({"cursor": cursor} if cursor else {}))
+            found += [task["taskId"] for task in tasks]
+            cursor = last["_end"]["nextCursor"]
+            if cursor is None:
+                break
+            assert cursor not in cursors, "a resume cursor never repeats"
+            cursors.append(cursor)
+
+    # Then most responses end early with no task and a cursor, and the walk ends with the one match
+    assert found == rare
+    assert len(cursors) >= 3
 
 
 @pytest.mark.parametrize("context", ["not json", "[]", '{"deadline": "soon"}', '{"deadline": 0}'])

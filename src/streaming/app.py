@@ -50,13 +50,13 @@ class Exporter:
         budget = Budget.starting_now(self._settings, self._clock, invocation.deadline)
         owner = self._authenticator.caller_from_headers(request.headers)  # before anything of the request is read
         query, format_name = parse_export_query(request.query_params)
-        rows = self._tasks.scroll(owner, query)
-        first = next(rows, None)  # a bad cursor or an unavailable table fails here, before any byte
+        pages = self._tasks.export_pages(owner, query)
+        first = next(pages, None)  # a bad cursor or an unavailable table fails here, before any byte
         log_keys = {"correlation_id": invocation.request_id, "owner": owner, "format": format_name}
         logger.info("export started", extra=log_keys)
         framing = FRAMINGS[format_name]
         resume = partial(self._tasks.resume_cursor, owner, query)
-        stream = ExportStream(first, rows, resume, framing, budget, log_keys)
+        stream = ExportStream(first, pages, resume, framing, budget, log_keys)
         return StreamingResponse(stream.chunks(), media_type=framing.media_type, headers=NO_STORE)
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from core.config import ExportSettings
 from core.domain import errors
 from core.domain.cursor import Position
-from core.domain.models import Task
+from core.domain.tasks import ExportPage
 from core.http import problems
 from streaming.framing import Framing, dumps
 
@@ -70,29 +70,34 @@ class Budget:
             deadline = min(deadline, lambda_deadline)
         return cls(clock, deadline, settings.export_safety_seconds, settings.export_max_bytes)
 
-    def exceeded(self, size: int) -> str | None:
-        """Why a body of `size` bytes (plus its final line) would overrun the budget, or None."""
-        if size + TRAILER_RESERVE_BYTES > self.max_bytes:
-            return "byte budget"
-        if self.deadline - self.clock() < self.safety_seconds:
-            return "deadline"
-        return None
+    def over_bytes(self, size: int) -> bool:
+        """Whether a body of `size` bytes, plus its final line, would overrun the byte budget."""
+        return size + TRAILER_RESERVE_BYTES > self.max_bytes
+
+    def near_deadline(self) -> bool:
+        """Whether too little time is left to read another page safely."""
+        return self.deadline - self.clock() < self.safety_seconds
 
 
 class ExportStream:
-    """The body of one export response: tasks from `first` on, until the end, the budget or a failure."""
+    """The body of one export response: pages from `first` on, until the end, the budget or a failure.
+
+    The budgets are checked for every page read, whether or not anything in it matched: the deadline after
+    each page, the byte budget before each task. Where it stops, the cursor resumes after the last task
+    written or, past a page, after the last item read, so it always moves forward.
+    """
 
     def __init__(
         self,
-        first: tuple[Task, Position] | None,
-        rows: Iterator[tuple[Task, Position]],
+        first: ExportPage | None,
+        pages: Iterator[ExportPage],
         resume: Callable[[Position], str],
         framing: Framing,
         budget: Budget,
         log_keys: dict[str, Any],
     ):
         self._first = first
-        self._rows = rows
+        self._pages = pages
         self._resume = resume
         self._framing = framing
         self._budget = budget
@@ -101,26 +106,34 @@ class ExportStream:
     def chunks(self) -> Iterator[bytes]:
         buffer = bytearray(self._framing.opening)
         size, count = len(buffer), 0
-        row = self._first
-        last: Position | None = None  # where the last task written sits: the resume point
-        next_cursor: str | None = None
+        resume_at: Position | None = None  # after the last task written, or the last page read
+        stopped: str | None = None
+        page = self._first
         try:
-            while row is not None:
-                task, position = row
-                piece = self._framing.item(dumps(task.to_json()), count)
-                stop = self._budget.exceeded(size + len(piece)) if last is not None else None  # >= 1 task each
-                if stop and last is not None:
-                    next_cursor = self._resume(last)
-                    logger.info("export stopped early", extra={**self._log_keys, "reason": stop, "count": count})
-                    break
-                buffer += piece
-                size += len(piece)
-                count += 1
-                last = position
-                if len(buffer) >= FLUSH_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
-                row = next(self._rows, None)
+            while page is not None and stopped is None:
+                for row, position in page.rows:
+                    piece = self._framing.item(dumps(row), count)
+                    if resume_at is not None and self._budget.over_bytes(size + len(piece)):
+                        stopped = "byte budget"
+                        break
+                    buffer += piece
+                    size += len(piece)
+                    count += 1
+                    resume_at = position
+                    if len(buffer) >= FLUSH_BYTES:
+                        yield bytes(buffer)
+                        buffer.clear()
+                else:
+                    if page.last_key is None:
+                        break
+                    resume_at = page.last_key
+                    if self._budget.near_deadline():
+                        stopped = "deadline"
+                        break
+                    page = next(self._pages, None)
+            next_cursor = self._resume(resume_at) if stopped and resume_at is not None else None
+            if stopped:
+                logger.info("export stopped early", extra={**self._log_keys, "reason": stopped, "count": count})
             buffer += self._framing.end(count, next_cursor)
             logger.info("export finished", extra={**self._log_keys, "count": count, "complete": next_cursor is None})
         except errors.DomainError as error:

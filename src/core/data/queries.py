@@ -1,4 +1,10 @@
-"""Which DynamoDB Query serves a listing: the table or an index, its key condition and its filters."""
+"""Which DynamoDB Query serves a listing: the table or an index, its key condition and its filters.
+
+Key conditions (no item read in vain): the owner; status (byStatus); the due-date order with or without a
+due range (byDueDate); status in due-date order, with or without a range (byStatusDueDate). Post-filters
+(read, then dropped, within the request's read budget): priority, tag, and a due range in the default
+createdAt order.
+"""
 
 from dataclasses import dataclass
 from typing import Any
@@ -8,10 +14,12 @@ from core.domain.listing import ListQuery
 
 STATUS_INDEX = "byStatus"
 DUE_DATE_INDEX = "byDueDate"
+STATUS_DUE_DATE_INDEX = "byStatusDueDate"
 INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     None: ("pk", "sk"),
     STATUS_INDEX: ("pk", "sk", "gsi1pk", "gsi1sk"),
     DUE_DATE_INDEX: ("pk", "sk", "gsi2pk", "gsi2sk"),
+    STATUS_DUE_DATE_INDEX: ("pk", "sk", "gsi1pk", "gsi2sk"),
 }
 
 
@@ -39,8 +47,11 @@ def plan(owner: str, query: ListQuery) -> QueryPlan:
         filters.append(expression)
 
     if query.sort == "dueDate":
-        index: str | None = DUE_DATE_INDEX
-        key = "gsi2pk = :pk"
+        # Due ranges and status are key conditions here: byStatusDueDate is keyed on status then due date.
+        index: str | None = STATUS_DUE_DATE_INDEX if query.status else DUE_DATE_INDEX
+        key = "gsi1pk = :pk" if query.status else "gsi2pk = :pk"
+        if query.status:
+            values[":pk"] = status_key(owner, query.status)
         if query.due_after and query.due_before:
             key += " AND gsi2sk BETWEEN :after AND :before"
         elif query.due_after:
@@ -51,8 +62,6 @@ def plan(owner: str, query: ListQuery) -> QueryPlan:
             values[":after"] = query.due_after + "#~"  # "~" sorts after every task id
         if query.due_before:
             values[":before"] = query.due_before
-        if query.status:
-            add_filter("#status = :status", "status", ":status", query.status)
         forward = True
     else:
         if query.status:

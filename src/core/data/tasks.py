@@ -1,6 +1,7 @@
 """Tasks in DynamoDB: every write is one conditional call; every listing is a Query, page by page."""
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import batched
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,20 @@ if TYPE_CHECKING:
 
 STORE = "task store"
 BATCH_WRITE_ATTEMPTS = 5
+LIST_READ_BUDGET = 1000  # items one GET /tasks may read, matching or not (filters apply after the read)
+LIST_MAX_CALLS = 4
+
+
+@dataclass(frozen=True)
+class QueryPage:
+    items: list[dict[str, Any]]  # as DynamoDB returned them (typed attribute values)
+    last_key: Position | None  # where the next page starts; None after the last one
+    read: int  # items DynamoDB read for this page, matching or not
+    key_names: tuple[str, ...]
+
+    def position(self, item: dict[str, Any]) -> Position:
+        """Where `item` sits in this Query: a cursor made from it resumes right after it."""
+        return {name: item[name]["S"] for name in self.key_names}
 
 
 class TaskRepository:
@@ -157,38 +172,60 @@ class TaskRepository:
     def page(
         self, owner: str, query: ListQuery, start: Position | None, limit: int
     ) -> tuple[list[Task], Position | None]:
-        """Up to `limit` matching tasks after `start`, and the position of the last one if more follow."""
-        tasks: list[tuple[Task, Position]] = []
-        for found in self.scroll(owner, query, start, batch=limit + 1):
-            tasks.append(found)
-            if len(tasks) > limit:
-                return [task for task, _ in tasks[:limit]], tasks[limit - 1][1]
-        return [task for task, _ in tasks], None
+        """Up to `limit` matching tasks after `start`, and where to resume, or None when nothing more matches.
 
-    def scroll(
-        self, owner: str, query: ListQuery, start: Position | None, batch: int = 100
-    ) -> Iterator[tuple[Task, Position]]:
-        """Every matching task after `start`, read from DynamoDB one page at a time, with its position."""
+        The work is bounded: at most LIST_READ_BUDGET items read, in at most LIST_MAX_CALLS Query calls.
+        When the budget runs out first, the page is short (even empty) and the resume position is where the
+        read stopped, matching or not, so walking the cursors still returns every match exactly once.
+        """
+        found: list[tuple[Task, Position]] = []
+        read = calls = 0
+
+        def page_size(filtered: bool) -> int:
+            # Without a filter every item read matches: read what the page lacks, plus one to see past it.
+            # With one, DynamoDB's Limit counts items read before filtering: read what the budget allows.
+            return LIST_READ_BUDGET - read if filtered else limit + 1 - len(found)
+
+        for page in self.query_pages(owner, query, start, page_size):
+            read, calls = read + page.read, calls + 1
+            for item in page.items:
+                found.append((task_from_item(deserialize(item)), page.position(item)))
+                if len(found) > limit:  # one past the page: another page follows
+                    return [task for task, _ in found[:limit]], found[limit - 1][1]
+            if page.last_key is None:
+                break
+            if read >= LIST_READ_BUDGET or calls >= LIST_MAX_CALLS:
+                return [task for task, _ in found], page.last_key
+        return [task for task, _ in found], None
+
+    def query_pages(
+        self, owner: str, query: ListQuery, start: Position | None, page_size: Callable[[bool], int]
+    ) -> Iterator[QueryPage]:
+        """The Query's pages after `start`, one DynamoDB call each, read only as the caller asks for them.
+
+        `page_size(filtered)` gives each call's Limit (items read, before any filter applies).
+        """
         query_plan = plan(owner, query)
         key_names = query_plan.key_names
         if start is not None and (set(start) != set(key_names) or start["pk"] != user_key(owner)):
             raise InvalidCursor("the cursor does not belong to this listing")
         request = dict(query_plan.request, TableName=self._table)
-        # With a filter, DynamoDB's Limit counts items read before filtering: read more per call.
-        request["Limit"] = max(batch, 200) if query_plan.filtered else batch
-        exclusive_start = serialize(start) if start else None
+        if start is not None:
+            request["ExclusiveStartKey"] = serialize(start)
         while True:
-            if exclusive_start:
-                request["ExclusiveStartKey"] = exclusive_start
+            request["Limit"] = max(page_size(query_plan.filtered), 1)
             with aws_errors(STORE):
                 response = self._client.query(**request)
-            for raw in response["Items"]:
-                item = deserialize(raw)
-                yield task_from_item(item), {name: item[name] for name in key_names}
-            exclusive_start = response.get("LastEvaluatedKey")
-            del response  # one page in memory at a time: let this one go before reading the next
-            if not exclusive_start:
+            last = response.get("LastEvaluatedKey")
+            read = response.get("ScannedCount", len(response["Items"]))
+            yield QueryPage(response["Items"], _strings(last) if last else None, read, key_names)
+            if not last:
                 return
+            request["ExclusiveStartKey"] = last
+
+
+def _strings(key: dict[str, Any]) -> Position:
+    return {name: value["S"] for name, value in key.items()}
 
 
 def _missing_or_changed(expected_version: int | None) -> Callable[[ClientError], DomainError]:

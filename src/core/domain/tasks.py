@@ -4,6 +4,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.data.items import task_json_from_item
 from core.data.tasks import TaskRepository
 from core.domain import clock, ids
 from core.domain.attachments import AttachmentService
@@ -20,6 +21,12 @@ SCROLL_PAGE_SIZE = 1000
 class Page:
     items: list[Task]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    rows: list[tuple[dict[str, Any], Position]]  # each matching task's public fields, and where it sits
+    last_key: Position | None  # where the read stopped; None when nothing is left
 
 
 class TaskService:
@@ -76,9 +83,16 @@ class TaskService:
         tasks, last = self._repository.page(owner, query, start, query.limit)
         return Page(tasks, self._cursor(owner, query, last) if last else None)
 
-    def scroll(self, owner: str, query: ListQuery) -> Iterator[tuple[Task, Position]]:
-        """Every matching task from the query's cursor on, page by page (the export's source)."""
-        return self._repository.scroll(owner, query, self._start(owner, query), batch=SCROLL_PAGE_SIZE)
+    def export_pages(self, owner: str, query: ListQuery) -> Iterator[ExportPage]:
+        """Every matching task from the query's cursor on, one DynamoDB page at a time (the export's source).
+
+        Each page says where the read stopped, so an export can end after any page with a cursor that
+        moves forward, even past a page in which nothing matched.
+        """
+        pages = self._repository.query_pages(owner, query, self._start(owner, query), lambda _: SCROLL_PAGE_SIZE)
+        for page in pages:
+            rows = [(task_json_from_item(item), page.position(item)) for item in page.items]
+            yield ExportPage(rows, page.last_key)
 
     def resume_cursor(self, owner: str, query: ListQuery, position: Position) -> str:
         return self._cursor(owner, query, position)
