@@ -167,6 +167,30 @@ def test_pending_upload_past_its_window_is_never_shown(
     assert ttl > record_expiry(record)
 
 
+def test_uploads_that_never_came_free_their_slot(
+    backend: Backend, invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.settings = replace(backend.settings, attachments=replace(backend.settings.attachments, max_count=2))
+    task = create()
+    assert [attach(invoke, task["taskId"]).status for _ in range(3)] == [201, 201, 409]
+
+    later = time.time() + 3600  # both upload windows have passed
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    assert [attach(invoke, task["taskId"]).status for _ in range(3)] == [201, 201, 409]
+
+
+def test_deleting_an_attachment_frees_its_slot(backend: Backend, invoke: Invoke, create: Any) -> None:
+    backend.settings = replace(backend.settings, attachments=replace(backend.settings.attachments, max_count=1))
+    task = create()
+    first = attach(invoke, task["taskId"]).json()
+    assert attach(invoke, task["taskId"]).status == 409
+
+    assert invoke("delete-attachment", task_id=task["taskId"], attachment_id=first["attachmentId"]).status == 204
+
+    assert attach(invoke, task["taskId"]).status == 201
+
+
 def record_expiry(record: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(record["upload"]["expiresAt"].replace("Z", "+00:00")).timestamp())
 

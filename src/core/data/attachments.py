@@ -14,7 +14,7 @@ from core.data.items import (
     user_key,
 )
 from core.data.tasks import STORE, TaskRepository
-from core.domain.errors import NotFound
+from core.domain.errors import DomainError, LimitReached, NotFound
 from core.domain.models import Attachment
 
 
@@ -24,19 +24,27 @@ class AttachmentRecords:
         self._client = tasks.client
         self._table = tasks.table_name
 
-    def add(self, attachment: Attachment) -> None:
-        """Store a pending record, in one transaction with marking its task (which must exist)."""
+    def add(self, attachment: Attachment, max_count: int) -> None:
+        """Store a pending record and count it on its task, in one transaction.
+
+        The task's `attachmentCount` is the serialization point: concurrent grants cannot exceed
+        `max_count`. NotFound when the task does not exist, LimitReached when it is at the limit.
+        """
         owner, task_id = attachment.userId, attachment.taskId
-        with aws_errors(STORE, condition_failed=lambda _: NotFound("task not found")):
+        with aws_errors(STORE, condition_failed=lambda _: self._why_refused(owner, task_id)):
             self._client.transact_write_items(
                 TransactItems=[
                     {
                         "Update": {
                             "TableName": self._table,
                             "Key": serialize(task_item_key(owner, task_id)),
-                            "UpdateExpression": "SET hasAttachments = :yes",
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeValues": serialize({":yes": True}),
+                            "UpdateExpression": "SET hasAttachments = :yes, "
+                            "attachmentCount = if_not_exists(attachmentCount, :zero) + :one",
+                            "ConditionExpression": "attribute_exists(pk) AND "
+                            "(attribute_not_exists(attachmentCount) OR attachmentCount < :max)",
+                            "ExpressionAttributeValues": serialize(
+                                {":yes": True, ":zero": 0, ":one": 1, ":max": max_count}
+                            ),
                         }
                     },
                     {
@@ -48,6 +56,38 @@ class AttachmentRecords:
                     },
                 ]
             )
+
+    def count(self, owner: str, task_id: str) -> int:
+        """The task's attachment counter (an upper bound of its live attachments)."""
+        with aws_errors(STORE):
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=serialize(task_item_key(owner, task_id)),
+                ProjectionExpression="attachmentCount",
+                ConsistentRead=True,
+            )
+        if "Item" not in response:
+            raise NotFound("task not found")
+        return int(deserialize(response["Item"]).get("attachmentCount", 0))
+
+    def recount(self, owner: str, task_id: str, seen: int, live: int) -> bool:
+        """Lower the counter from `seen` to `live` (dead uploads no longer count); False if it moved meanwhile."""
+        try:
+            with aws_errors(STORE, condition_failed=lambda _: NotFound("the counter moved")):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=serialize(task_item_key(owner, task_id)),
+                    UpdateExpression="SET attachmentCount = :live",
+                    ConditionExpression="attribute_exists(pk) AND attachmentCount = :seen",
+                    ExpressionAttributeValues=serialize({":live": live, ":seen": seen}),
+                )
+        except NotFound:
+            return False
+        return True
+
+    def _why_refused(self, owner: str, task_id: str) -> DomainError:
+        self.count(owner, task_id)  # NotFound when the task is gone
+        return LimitReached("the task has as many attachments as it may have")
 
     def of_task(self, owner: str, task_id: str) -> list[Attachment]:
         found: list[Attachment] = []
@@ -75,6 +115,28 @@ class AttachmentRecords:
         if "Item" not in response:
             raise NotFound("attachment not found")
         return attachment_from_item(deserialize(response["Item"]))
+
+    def delete_one(self, attachment: Attachment) -> None:
+        """Delete a record and uncount it on its task, in one transaction (just the record if the task is gone)."""
+        key = attachment_item_key(attachment.userId, attachment.taskId, attachment.attachmentId)
+        try:
+            with aws_errors(STORE, condition_failed=lambda _: NotFound("task not found")):
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {"Delete": {"TableName": self._table, "Key": serialize(key)}},
+                        {
+                            "Update": {
+                                "TableName": self._table,
+                                "Key": serialize(task_item_key(attachment.userId, attachment.taskId)),
+                                "UpdateExpression": "SET attachmentCount = attachmentCount - :one",
+                                "ConditionExpression": "attribute_exists(pk) AND attachmentCount > :zero",
+                                "ExpressionAttributeValues": serialize({":one": 1, ":zero": 0}),
+                            }
+                        },
+                    ]
+                )
+        except NotFound:
+            self.delete([attachment])
 
     def delete(self, attachments: list[Attachment]) -> None:
         keys = [attachment_item_key(a.userId, a.taskId, a.attachmentId) for a in attachments]

@@ -16,7 +16,7 @@ from core.data.attachments import AttachmentRecords
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
 from core.domain import clock, ids
-from core.domain.errors import ConfigurationError, Conflict, FieldError, InvalidInput, NotFound
+from core.domain.errors import ConfigurationError, Conflict, FieldError, InvalidInput, LimitReached, NotFound
 from core.domain.models import Attachment
 
 KEY_PREFIX = "attachments/"
@@ -98,9 +98,6 @@ class AttachmentService:
         if problems:
             raise InvalidInput(problems)
         file_name = clean_file_name(file_name)
-        live = self.live(owner, task_id)
-        if len(live) >= limits.max_count:
-            raise Conflict(f"a task can have at most {limits.max_count} attachments")
         attachment_id = ids.new_id()
         expires_at = int(time.time()) + UPLOAD_URL_SECONDS
         attachment = Attachment(
@@ -115,9 +112,25 @@ class AttachmentService:
             key=object_key(owner, task_id, attachment_id),
             uploadExpiresAt=expires_at,
         )
-        self._records.add(attachment)
+        try:
+            self._records.add(attachment, limits.max_count)
+        except LimitReached:
+            if not self._forget_dead_uploads(owner, task_id, limits.max_count):
+                raise Conflict(f"a task can have at most {limits.max_count} attachments") from None
+            try:
+                self._records.add(attachment, limits.max_count)
+            except LimitReached:
+                raise Conflict(f"a task can have at most {limits.max_count} attachments") from None
         post = self._objects.presigned_post(attachment.key, content_type, size, UPLOAD_URL_SECONDS)
         return Upload(attachment, post["url"], post["fields"], expires_at)
+
+    def _forget_dead_uploads(self, owner: str, task_id: str, max_count: int) -> bool:
+        """Bring the counter down to the live attachments (uploads past their window no longer count);
+        True if that leaves room for one more."""
+        seen = self._records.count(owner, task_id)
+        now = time.time()
+        live = sum(1 for attachment in self._records.of_task(owner, task_id) if attachment.is_live(now))
+        return live < seen and live < max_count and self._records.recount(owner, task_id, seen, live)
 
     def live(self, owner: str, task_id: str) -> list[Attachment]:
         self._tasks.get(owner, task_id)  # someone else's task, or none, is a 404 rather than an empty list
@@ -136,7 +149,8 @@ class AttachmentService:
 
     def delete(self, owner: str, task_id: str, attachment_id: str) -> None:
         attachment = self._records.get(owner, task_id, attachment_id)
-        self._remove([attachment])
+        self._objects.delete_everything([attachment.key])
+        self._records.delete_one(attachment)
 
     def delete_all(self, owner: str, task_id: str) -> bool:
         """Remove every attachment of a task (objects first, then records); True if there were any."""

@@ -49,6 +49,10 @@ class Conflict(DomainError):
     """The request cannot be applied to the current state (e.g. a limit is reached)."""
 
 
+class LimitReached(Conflict):
+    """Adding one more would pass a limit (the attachments of a task)."""
+
+
 class PayloadTooLarge(DomainError):
     """The body is larger than the service accepts."""
 
