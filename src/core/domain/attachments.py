@@ -138,6 +138,7 @@ class AttachmentService:
         return [attachment for attachment in self._records.of_task(owner, task_id) if attachment.is_live(now)]
 
     def get(self, owner: str, task_id: str, attachment_id: str) -> Download:
+        self._tasks.get(owner, task_id)  # no download of an attachment whose task is gone, even before clean-up
         attachment = self._records.get(owner, task_id, attachment_id)
         if not attachment.is_live(time.time()):
             raise NotFound("attachment not found")
