@@ -1,0 +1,109 @@
+"""Bad input over real HTTP, on every entry point, with and without a token, on moto and on DynamoDB Local.
+
+The classes of issue 8: numbers too long to parse, dates that leave the calendar in UTC, cursors and If-Match
+values with characters or versions no task has, bodies that are not UTF-8 or declare another charset, an
+inverted due range (moto accepts the BETWEEN it makes; DynamoDB rejects it). With a token each is a 4xx
+problem; without one, a 401 before anything of the request is read.
+"""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from local.issuer import LocalIssuer
+from local.stack import StackProcess
+from tests.local_support import start_dynamodb_local, start_stack_process
+
+pytestmark = pytest.mark.e2e
+PROBLEM = "application/problem+json"
+TASK = "01JDX6Z8Q3V5K7M9P1R3T5W7Y9"
+
+BAD_QUERIES = [
+    {"limit": "9" * 5000},
+    {"dueBefore": "9999-12-31T23:59:59-05:00"},
+    {"dueAfter": "0001-01-01T00:00:00+01:00"},
+    {"cursor": "ééé"},
+    {"cursor": "x" * 3000},
+    {"sort": "dueDate", "dueAfter": "2027-01-01", "dueBefore": "2026-01-01"},
+    {"sort": "dueDate", "status": "pending", "dueAfter": "2026-01-01", "dueBefore": "2026-01-01"},
+    {"status": "ÿ"},
+]
+JSON = {"Content-Type": "application/json"}
+BAD_WRITES: list[tuple[str, str, dict[str, Any], int]] = [
+    ("POST", "/tasks", {"data": b'{"title": "caf\xe9"}', "headers": JSON}, 400),
+    ("POST", "/tasks", {"data": b"\xff\xfe{}", "headers": JSON}, 400),
+    ("POST", "/tasks", {"json": {"title": "x"}, "headers": {"Content-Type": "application/json; charset=latin-1"}}, 415),
+    ("POST", "/tasks", {"json": {"title": "x", "dueDate": "9999-12-31T23:59:59-05:00"}}, 422),
+    ("POST", "/tasks", {"json": {"title": "x", "dueDate": "0001-01-01T00:00:00+01:00"}}, 422),
+    ("PATCH", "/tasks/{id}", {"json": {"title": "y"}, "headers": {"If-Match": '"{id}.' + "9" * 40 + '"'}}, 412),
+    ("PATCH", "/tasks/{id}", {"json": {"title": "y"}, "headers": {"If-Match": '"{id}.é"'}}, 412),
+    ("DELETE", "/tasks/{id}", {"headers": {"If-Match": '"{id}.' + "9" * 5000 + '"'}}, 412),
+    ("POST", "/tasks/{id}/attachments", {"json": {"fileName": "a", "contentType": "text/plain", "size": 10**40}}, 422),
+]
+
+
+@pytest.fixture(scope="module", params=["moto", "dynamodb-local"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    state: Path = tmp_path_factory.mktemp("edges")
+    if request.param == "moto":
+        process = start_stack_process(state_dir=state)
+        yield process
+        process.stop()
+        return
+    dynamodb = start_dynamodb_local()
+    try:
+        process = start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name="edges", state_dir=state)
+        yield process
+        process.stop()
+    finally:
+        dynamodb.stop()
+
+
+@pytest.fixture(scope="module")
+def token(stack: StackProcess) -> str:
+    issuer: LocalIssuer = stack.issuer()
+    return issuer.token(f"edge-{uuid.uuid4()}")
+
+
+def entry_points(stack: StackProcess) -> dict[str, str]:
+    return {"api": stack.info["api_url"], "url": stack.info["function_url"]}
+
+
+@pytest.mark.parametrize("params", BAD_QUERIES, ids=lambda params: ",".join(params)[:40])
+@pytest.mark.parametrize("where", ["api", "url", "export"])
+def test_bad_queries_are_400_with_a_token_and_401_without(
+    stack: StackProcess, token: str, where: str, params: dict[str, str]
+) -> None:
+    url = stack.info["export_url"] + "/tasks/export" if where == "export" else entry_points(stack)[where] + "/tasks"
+
+    with_token = requests.get(url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    without = requests.get(url, params=params, timeout=30)
+
+    assert with_token.status_code == 400, with_token.text
+    assert with_token.headers["Content-Type"] == PROBLEM
+    assert without.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), BAD_WRITES, ids=lambda value: str(value)[:30])
+@pytest.mark.parametrize("where", ["api", "url"])
+def test_bad_writes_are_4xx_with_a_token_and_401_without(
+    stack: StackProcess, token: str, where: str, method: str, path: str, kwargs: dict[str, Any], status: int
+) -> None:
+    base = entry_points(stack)[where]
+    auth = {"Authorization": f"Bearer {token}"}
+    task = requests.post(base + "/tasks", json={"title": "target"}, headers=auth, timeout=30).json()
+    target = path.replace("{id}", task["taskId"])
+    headers = {name: value.replace("{id}", task["taskId"]) for name, value in kwargs.get("headers", {}).items()}
+    options = {**kwargs, "headers": headers}
+
+    with_token = requests.request(method, base + target, **{**options, "headers": {**headers, **auth}}, timeout=30)
+    without = requests.request(method, base + target, **options, timeout=30)
+
+    assert with_token.status_code == status, with_token.text
+    assert with_token.headers["Content-Type"] == PROBLEM
+    assert without.status_code == 401
+    assert requests.get(base + f"/tasks/{task['taskId']}", headers=auth, timeout=30).json() == task  # nothing lost
