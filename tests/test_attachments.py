@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
+from cleanup.handler import create_handler as create_cleanup_handler
 from core.domain.attachments import clean_file_name, content_disposition
 from core.domain.errors import InvalidInput
 from tests.support import ALICE, BOB, BUCKET, TABLE, Backend, HttpResponse, Invoke, lambda_context, load_event
@@ -225,8 +226,8 @@ def test_deleting_a_task_deletes_its_attachments(invoke: Invoke, create: Any, up
     assert [item["taskId"]["S"] for item in attachment_items()] == [other["taskId"]]
 
 
-def test_an_interrupted_cascade_is_finished_by_deleting_again(
-    invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch, upload: Upload
+def test_a_cascade_that_fails_is_finished_by_the_clean_up_function(
+    backend: Backend, invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch, upload: Upload
 ) -> None:
     from core.data.objects import ObjectStore
     from core.domain.errors import ServiceUnavailable
@@ -238,16 +239,51 @@ def test_an_interrupted_cascade_is_finished_by_deleting_again(
     def failing(self: ObjectStore, keys: list[str]) -> None:
         raise ServiceUnavailable("S3 is down")
 
+    # When S3 fails during the delete, the task is still gone and the caller gets its 204
     monkeypatch.setattr(ObjectStore, "delete_everything", failing)
-    assert invoke("delete-task", task_id=task["taskId"], drop_headers=("if-match",)).status == 503
+    assert invoke("delete-task", task_id=task["taskId"], drop_headers=("if-match",)).status == 204
     assert invoke("get-task", task_id=task["taskId"]).status == 404
     assert len(attachment_items()) == 1
 
+    # Then the stream's REMOVE record reaches the clean-up function, which removes what is left
     monkeypatch.setattr(ObjectStore, "delete_everything", real)
-    assert invoke("delete-task", task_id=task["taskId"], drop_headers=("if-match",)).status == 204
+    result = clean_up(backend, ALICE, task["taskId"])
+    assert result == {"batchItemFailures": []}
     assert object_versions() == []
     assert attachment_items() == []
-    assert invoke("delete-task", task_id=task["taskId"], drop_headers=("if-match",)).status == 404
+
+
+def test_the_clean_up_function_reports_only_the_records_it_could_not_finish(
+    backend: Backend, invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch, upload: Upload
+) -> None:
+    from core.data.objects import ObjectStore
+    from core.domain.errors import ServiceUnavailable
+
+    task = create()
+    upload(attach(invoke, task["taskId"]).json())
+    monkeypatch.setattr(
+        ObjectStore, "delete_everything", lambda self, keys: (_ for _ in ()).throw(ServiceUnavailable("down"))
+    )
+    event = removal_event(ALICE, task["taskId"])
+    event["Records"].append(removal_event("someone-else", "01JDX6Z8Q3V5K7M9P1R3T5W7Y9")["Records"][0])
+    event["Records"][1]["dynamodb"]["SequenceNumber"] = "222"
+
+    result = create_cleanup_handler(backend.services().attachments)(event, lambda_context("TaskCleanupFunction"))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "111"}]}
+
+
+def removal_event(owner: str, task_id: str) -> dict[str, Any]:
+    event = load_event("task-removed")
+    keys = {"pk": {"S": f"USER#{owner}"}, "sk": {"S": f"TASK#{task_id}"}}
+    event["Records"][0]["dynamodb"]["Keys"] = keys
+    event["Records"][0]["dynamodb"]["OldImage"].update(keys)
+    return event
+
+
+def clean_up(backend: Backend, owner: str, task_id: str) -> Any:
+    handler = create_cleanup_handler(backend.services().attachments)
+    return handler(removal_event(owner, task_id), lambda_context("TaskCleanupFunction"))
 
 
 @pytest.mark.parametrize(

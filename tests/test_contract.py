@@ -71,7 +71,7 @@ def test_sample_events_succeed_once_their_task_exists(backend: Backend) -> None:
 
 def test_every_events_file_is_covered() -> None:
     names = {path.stem for path in EVENTS.glob("*.json")}
-    assert names == set(EXPECTED_STATUS) | {"upload-event"}
+    assert names == set(EXPECTED_STATUS) | {"upload-event", "task-removed"}
 
 
 def _fresh_if_match(event: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,14 @@ def existing_id(item_id: str) -> str:
     return item_id
 
 
+def removed_task(keys: dict[str, Any]) -> tuple[str, str] | None:
+    """(owner, task id) of a stream record's typed keys when they are a task item's, else None."""
+    pk, sk = keys.get("pk", {}).get("S", ""), keys.get("sk", {}).get("S", "")
+    if not (pk.startswith("USER#") and sk.startswith("TASK#")):
+        return None
+    return pk.removeprefix("USER#"), sk.removeprefix("TASK#")
+
+
 def task_item_key(owner: str, task_id: str) -> dict[str, str]:
     return {"pk": user_key(owner), "sk": task_key(task_id)}
 

@@ -156,7 +156,8 @@ class AttachmentService:
     def delete_all(self, owner: str, task_id: str) -> bool:
         """Remove every attachment of a task (objects first, then records); True if there were any."""
         attachments = self._records.of_task(owner, task_id)
-        self._remove(attachments)
+        if attachments:
+            self._remove(attachments)
         return bool(attachments)
 
     def confirm_upload(self, key: str, size: int, version_id: str | None) -> str:

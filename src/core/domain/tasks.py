@@ -1,5 +1,6 @@
 """Task use cases shared by both functions. No HTTP here, and no AWS: the data layer does that."""
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,9 +10,11 @@ from core.data.tasks import TaskRepository
 from core.domain import clock, ids
 from core.domain.attachments import AttachmentService
 from core.domain.cursor import CursorCodec, Position
-from core.domain.errors import ConfigurationError, NotFound, PreconditionFailed
+from core.domain.errors import ConfigurationError, PreconditionFailed, ServiceUnavailable
 from core.domain.listing import ListQuery
 from core.domain.models import DEFAULTS, Task
+
+logger = logging.getLogger(__name__)
 
 # The export reads big pages: DynamoDB caps a page at 1 MB anyway, and fewer round trips are faster.
 SCROLL_PAGE_SIZE = 1000
@@ -64,19 +67,17 @@ class TaskService:
         return self._repository.update(owner, task_id, {**DEFAULTS, **fields}, expected_version)
 
     def delete(self, owner: str, task_id: str, expected_version: int | None) -> None:
-        """Delete a task and then its attachments.
+        """Delete a task, then try to delete its attachments at once.
 
-        If the attachment clean-up fails after the task is gone, deleting the task again
-        finishes it: a 404 first sweeps any attachments left behind under that task id.
+        The task's removal is what counts: if the attachments cannot all go now, the clean-up function,
+        fed by the table's stream, finishes the job, so the caller still gets its 204.
         """
-        try:
-            task = self._repository.delete(owner, task_id, expected_version)
-        except NotFound:
-            if self._attachments.delete_all(owner, task_id):
-                return
-            raise
+        task = self._repository.delete(owner, task_id, expected_version)
         if task.hasAttachments:
-            self._attachments.delete_all(owner, task_id)
+            try:
+                self._attachments.delete_all(owner, task_id)
+            except ServiceUnavailable:
+                logger.warning("attachments left for the clean-up function", extra={"task_id": task_id})
 
     def list(self, owner: str, query: ListQuery) -> Page:
         start = self._start(owner, query)
