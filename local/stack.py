@@ -15,8 +15,9 @@ What runs (ports are the `make run` defaults; 0 picks a free port):
 - 3002 the CRUD function's URL (no authorizer: the app verifies the token);
 - 3001 the streaming function's ASGI app under uvicorn, behind its function URL's CORS configuration.
 
-The apps are configured as in Lambda, through environment variables, set in this process before the
-handlers are imported (and restored by `stop()`). `StackProcess` runs the same stack as a child
+The functions run in worker processes (`local.workers.FunctionPool`, one pool per function) with the
+environment Lambda would give them; the streaming app runs in this process, configured through
+environment variables set before it is imported (and restored by `stop()`). `StackProcess` runs the same stack as a child
 process (`python -m local run`), which keeps the test process's environment and imports clean.
 """
 

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import select
 import signal
 import socket
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from local.workers import (
     Throttled,
     WorkerCrashed,
 )
-from tests.local_support import api_spec
+from tests.local_support import api_spec, exited
 
 FIXTURES = Path(__file__).parent / "lambda_fixtures"
 
@@ -117,19 +116,6 @@ def get(app: Any, target: str) -> HttpResponse:
 def emulators(pool: FunctionPool) -> tuple[HttpApiEmulator, FunctionUrlEmulator]:
     api = api_spec([("GET", "/{action}")], authorizer=None)
     return HttpApiEmulator(api, {"Fn": pool}, None), FunctionUrlEmulator(pool)
-
-
-def exited(pid: int) -> bool:
-    """Whether process `pid` is gone: waits on its pidfd (no polling), at most 10 s."""
-    try:
-        descriptor = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        readable, _, _ = select.select([descriptor], [], [], 10)
-        return bool(readable)
-    finally:
-        os.close(descriptor)
 
 
 # --- execution environments -----------------------------------------------------------------------------
