@@ -224,7 +224,9 @@ class EventBus:
             if matches(rule.pattern, event):
                 with self._settled:
                     self._in_flight += 1
-                threading.Thread(target=self._deliver, args=(rule, event), name=f"deliver-{rule.name}").start()
+                thread = threading.Thread(target=self._deliver, args=(rule, event), name=f"deliver-{rule.name}")
+                thread.daemon = True
+                thread.start()
 
     def _deliver(self, rule: EventRuleSpec, event: Mapping[str, Any]) -> None:
         try:

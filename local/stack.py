@@ -17,8 +17,9 @@ What runs (ports are the `make run` defaults; 0 picks a free port):
 
 The functions run in worker processes (`local.workers.FunctionPool`, one pool per function) with the
 environment Lambda would give them; the streaming app runs in this process, configured through
-environment variables set before it is imported (and restored by `stop()`). `StackProcess` runs the same stack as a child
-process (`python -m local run`), which keeps the test process's environment and imports clean.
+environment variables set before it is imported (and restored by `stop()`). `StackProcess` runs the
+same stack as a child process (`python -m local run`), which keeps the test process's environment and
+imports clean.
 """
 
 import http.client
