@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from local.events import HttpRequest, HttpResponse
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator
 from local.template import Template
+from local.worker_main import read_message, write_message
 from local.workers import (
     DEFAULT_CONCURRENCY,
     FunctionPool,
@@ -343,3 +346,24 @@ def test_the_limit_is_the_templates_reserved_concurrency_else_the_local_default(
     assert FunctionPool.from_template(template, "UploadEventsFunction", {}, FIXTURES).concurrency == DEFAULT_CONCURRENCY
     pool = FunctionPool.from_template(reserved, "UploadEventsFunction", {}, FIXTURES)
     assert (pool.concurrency, pool.timeout_seconds, pool.memory_mb) == (2, 30, 256)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(st.lists(json_values, max_size=5), st.integers(min_value=1, max_value=64))
+def test_worker_messages_arrive_whole_and_a_cut_off_one_reads_as_the_end(messages: list[Any], cut: int) -> None:
+    stream = io.BytesIO()
+    for message in messages:
+        write_message(stream, message)
+    whole = stream.getvalue()
+
+    reader = io.BytesIO(whole)
+    assert [read_message(reader) for _ in messages] == messages
+    assert read_message(reader) is None, "end of stream: the other side closed the pipe"
+    if whole:
+        assert read_message(io.BytesIO(whole[: max(len(whole) - cut, 0)])) in (None, *messages[:1])
