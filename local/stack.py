@@ -341,7 +341,7 @@ class LocalStack:
             cors = streaming.url.cors if streaming is not None and streaming.url is not None else None
             servers.export.app = app if cors is None else with_cors(app, cors)
         if o.serve_notifications:
-            self.events = self._event_bus(servers, functions)
+            self.events = self._event_bus(servers)
         servers.api.start()
         servers.url.start()
         if servers.export is not None:
@@ -364,7 +364,7 @@ class LocalStack:
             )
         return self.pools[logical_id]
 
-    def _event_bus(self, servers: _Servers, loaded: Mapping[str, FunctionPool]) -> EventBus | None:
+    def _event_bus(self, servers: _Servers) -> EventBus | None:
         """The template's EventBridge rules, fed with the bucket's `Object Created` events when it enables them."""
         o = self.options
         rules = self.template.event_rules()
