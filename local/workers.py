@@ -221,7 +221,7 @@ class FunctionPool:
             raise ValueError("concurrency and queue_bound must not be negative")
         self.name = name
         self.handler = handler
-        self.code_dir = Path(code_dir)
+        self.code_dir = Path(code_dir).resolve()  # the child runs there: a relative path would not resolve twice
         self.environment = dict(environment)
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb

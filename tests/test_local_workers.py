@@ -367,3 +367,11 @@ def test_worker_messages_arrive_whole_and_a_cut_off_one_reads_as_the_end(message
     assert read_message(reader) is None, "end of stream: the other side closed the pipe"
     if whole:
         assert read_message(io.BytesIO(whole[: max(len(whole) - cut, 0)])) in (None, *messages[:1])
+
+
+def test_a_relative_code_directory_is_found_from_the_worker_too(log: Log) -> None:
+    pool = FunctionPool("fixture-fn", "handlers.handler", Path(os.path.relpath(FIXTURES)), {}, log=log)
+    try:
+        assert call(pool, "/echo")["calls"] == 1
+    finally:
+        pool.stop()
