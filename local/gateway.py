@@ -42,6 +42,7 @@ from local.events import (
 )
 from local.server import MAX_REQUEST_BYTES
 from local.template import REPO_ROOT, ApiRoute, CorsConfig, FunctionSpec, FunctionUrlSpec, HttpApiSpec
+from local.workers import FunctionPool, InvocationFailed, Throttled
 
 SRC_DIR = REPO_ROOT / "src"
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit (request and response)
@@ -448,7 +449,7 @@ class HttpApiEmulator(_Endpoint):
     def __init__(
         self,
         api: HttpApiSpec,
-        functions: Mapping[str, LambdaFunction],
+        functions: Mapping[str, LambdaFunction | FunctionPool],
         authorizer: JwtAuthorizer | None,
         *,
         api_id: str = "local",
@@ -498,7 +499,7 @@ class HttpApiEmulator(_Endpoint):
         )
         try:
             return to_http_response(self.functions[route.function].invoke(event))
-        except (InvocationError, InvalidLambdaResponse) as error:
+        except (InvocationError, InvocationFailed, InvalidLambdaResponse) as error:  # throttles too, as on AWS
             self._note(f"{route.route_key}: {error}", always=True)
             return HttpResponse.json(500, {"message": "Internal Server Error"})
 
@@ -515,7 +516,7 @@ class FunctionUrlEmulator(_Endpoint):
 
     def __init__(
         self,
-        function: LambdaFunction,
+        function: LambdaFunction | FunctionPool,
         url: FunctionUrlSpec | None = None,
         *,
         url_id: str = "local",
@@ -533,6 +534,9 @@ class FunctionUrlEmulator(_Endpoint):
         event = build_event(request, self.identity, request_id_value=request_id_value)
         try:
             return to_http_response(self.function.invoke(event))
-        except (InvocationError, InvalidLambdaResponse) as error:
+        except Throttled as error:  # Lambda's TooManyRequestsException reaches the caller as a 429
+            print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
+            return HttpResponse.json(429, {"Message": "Rate Exceeded."})
+        except (InvocationError, InvocationFailed, InvalidLambdaResponse) as error:
             print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
             return HttpResponse.json(502, {"Message": "Internal Server Error"})

@@ -4,15 +4,16 @@ moto emits no events, so the local AWS stand-in is watched instead: after a requ
 object (PutObject, CopyObject, a presigned POST upload, CompleteMultipartUpload) in a bucket whose
 template enables EventBridge notifications, the event S3 would send is put on a local bus. The bus
 matches it against the template's `Type: EventBridgeRule` patterns and invokes each matching function
-asynchronously (one worker thread, Lambda's two retries, then the failure is logged where the
-dead-letter queue would get it). `EventBus.drain()` waits until everything published was delivered,
-so tests need no sleeps.
+asynchronously, retried as the rule's RetryPolicy says, then sent to its dead-letter queue.
+`EventBus.drain()` waits until everything published was delivered, so tests need no sleeps.
 """
 
 import itertools
+import json
 import queue
 import re
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,9 +25,10 @@ from urllib.parse import parse_qsl, unquote
 from botocore.exceptions import ClientError
 
 from local.events import HttpRequest, HttpResponse
-from local.gateway import InvocationError, LambdaFunction
+from local.gateway import InvocationError
 from local.s3_post import parse_form
-from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, EventRuleSpec
+from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, EventRuleSpec, Template
+from local.workers import InvocationFailed
 
 EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
@@ -104,24 +106,78 @@ class Delivery:
     error: str | None  # None: delivered
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A rule target's RetryPolicy (EventBridge's defaults: 185 retries within 24 hours)."""
+
+    maximum_retry_attempts: int = 185
+    maximum_event_age_seconds: int = 86400
+
+
+DeadLetters = Callable[[EventRuleSpec, Mapping[str, Any], Delivery], None]
+
+
+def _rule_properties(template: Template, rule: EventRuleSpec) -> Mapping[str, Any]:
+    function_id, _, event_name = rule.name.partition(".")
+    return template.function_properties(function_id)["Events"][event_name].get("Properties") or {}
+
+
+def dead_letter_queue(template: Template) -> str | None:
+    """The logical id of the queue the rules name in DeadLetterConfig (`Arn: !GetAtt Queue.Arn`), if any."""
+    for rule in template.event_rules():
+        arn = (_rule_properties(template, rule).get("DeadLetterConfig") or {}).get("Arn") or {}
+        if "Fn::GetAtt" in arn:
+            return str(arn["Fn::GetAtt"][0])
+    return None
+
+
+def retry_policies(template: Template) -> dict[str, RetryPolicy]:
+    """Each EventBridgeRule event's RetryPolicy from the template, by rule name (`Function.Event`)."""
+    policies = {}
+    for rule in template.event_rules():
+        policy = template.resolve(_rule_properties(template, rule).get("RetryPolicy")) or {}
+        defaults = RetryPolicy()
+        policies[rule.name] = RetryPolicy(
+            int(policy.get("MaximumRetryAttempts", defaults.maximum_retry_attempts)),
+            int(policy.get("MaximumEventAgeInSeconds", defaults.maximum_event_age_seconds)),
+        )
+    return policies
+
+
 class EventBus:
-    """Invokes the functions of matching rules, asynchronously and in order, with Lambda's async retries."""
+    """Invokes the functions of matching rules asynchronously, retried as each rule's RetryPolicy says.
+
+    Events are taken in order; each matching rule's delivery runs on its own thread (so deliveries
+    overlap up to the function's concurrency, as Lambda's asynchronous invocations do). A failed
+    attempt (the function raised, timed out, crashed or was throttled) is retried with exponential
+    backoff from `retry_delay` seconds (at most `MAX_RETRY_DELAY`), until MaximumRetryAttempts or
+    MaximumEventAgeInSeconds; then the event goes to `dead_letters` (the rule's dead-letter queue).
+    """
+
+    MAX_RETRY_DELAY = 2.0
 
     def __init__(
         self,
         rules: Sequence[EventRuleSpec],
-        functions: Mapping[str, LambdaFunction],
+        functions: Mapping[str, Any],  # LambdaFunction or local.workers.FunctionPool: anything with invoke(event)
         *,
-        retries: int = 2,
+        policies: Mapping[str, RetryPolicy] | None = None,
+        dead_letters: DeadLetters | None = None,
+        retry_delay: float = 0.1,
         log: TextIO | None = None,
     ):
         self.rules = [rule for rule in rules if rule.function in functions]
         self.functions = functions
-        self.retries = retries
+        self.policies = dict(policies or {})
+        self.dead_letters = dead_letters
+        self.retry_delay = retry_delay
         self.log = log
         self.deliveries: list[Delivery] = []
         self._queue: queue.Queue[EventSource | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self._settled = threading.Condition()
+        self._stopping = threading.Event()
 
     def start(self) -> "EventBus":
         self._thread = threading.Thread(target=self._work, name="event-bus", daemon=True)
@@ -129,6 +185,7 @@ class EventBus:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # retries waiting for their turn give up
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
@@ -139,9 +196,13 @@ class EventBus:
         self._queue.put(event)
 
     def drain(self, timeout: float = 30) -> None:
-        """Return once every event published so far has been delivered (or given up on)."""
+        """Return once every event published so far has been delivered (or dead-lettered)."""
+        deadline = time.monotonic() + timeout
         with self._queue.all_tasks_done:
             if not self._queue.all_tasks_done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout):
+                raise TimeoutError(f"events still being delivered after {timeout} s")
+        with self._settled:
+            if not self._settled.wait_for(lambda: self._in_flight == 0, max(deadline - time.monotonic(), 0)):
                 raise TimeoutError(f"events still being delivered after {timeout} s")
 
     def _work(self) -> None:
@@ -152,33 +213,82 @@ class EventBus:
                     return
                 event = item() if callable(item) else item
                 if event is not None:
-                    self._deliver(event)
+                    self._dispatch(event)
             except Exception:  # a bug here must not stop the bus
                 self._note(f"event bus: {traceback.format_exc()}")
             finally:
                 self._queue.task_done()
 
-    def _deliver(self, event: Mapping[str, Any]) -> None:
+    def _dispatch(self, event: Mapping[str, Any]) -> None:
         for rule in self.rules:
-            if not matches(rule.pattern, event):
-                continue
-            error = None
-            for attempt in range(1, self.retries + 2):
-                try:
-                    self.functions[rule.function].invoke(event)
-                    error = None
-                    break
-                except InvocationError as exc:
-                    error = str(exc)
-                    self._note(f"{rule.name}: attempt {attempt} failed: {error}")
-            if error is not None:
-                self._note(f"{rule.name}: event {event.get('id')} given up (the dead-letter queue would get it)")
-            self.deliveries.append(Delivery(rule.name, str(event.get("id")), attempt, error))
-            del self.deliveries[:-1000]
+            if matches(rule.pattern, event):
+                with self._settled:
+                    self._in_flight += 1
+                thread = threading.Thread(target=self._deliver, args=(rule, event), name=f"deliver-{rule.name}")
+                thread.daemon = True
+                thread.start()
+
+    def _deliver(self, rule: EventRuleSpec, event: Mapping[str, Any]) -> None:
+        try:
+            delivery = self._attempts(rule, event, self.policies.get(rule.name, RetryPolicy()))
+            if delivery.error is not None:
+                self._note(f"{rule.name}: event {delivery.event_id} given up after {delivery.attempts} attempts")
+                if self.dead_letters is not None:
+                    self.dead_letters(rule, event, delivery)
+            with self._settled:
+                self.deliveries.append(delivery)
+                del self.deliveries[:-1000]
+        except Exception:
+            self._note(f"event bus: {traceback.format_exc()}")
+        finally:
+            with self._settled:
+                self._in_flight -= 1
+                self._settled.notify_all()
+
+    def _attempts(self, rule: EventRuleSpec, event: Mapping[str, Any], policy: RetryPolicy) -> Delivery:
+        received = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.functions[rule.function].invoke(event)
+                return Delivery(rule.name, str(event.get("id")), attempt, None)
+            except (InvocationError, InvocationFailed) as exc:
+                error = str(exc)
+                self._note(f"{rule.name}: attempt {attempt} failed: {error}")
+            delay = min(self.retry_delay * 2 ** (attempt - 1), self.MAX_RETRY_DELAY)
+            too_old = time.monotonic() - received + delay > policy.maximum_event_age_seconds
+            if attempt > policy.maximum_retry_attempts or too_old or self._stopping.wait(delay):
+                return Delivery(rule.name, str(event.get("id")), attempt, error)
 
     def _note(self, message: str) -> None:
         if self.log is not None:
             print(f"[events] {message}", file=self.log, flush=True)
+
+
+class SqsDeadLetterQueue:
+    """A rule's dead-letter queue in the local AWS stand-in: the event as the body, EventBridge's attributes."""
+
+    def __init__(self, sqs: Any, queue_name: str):
+        self.sqs = sqs
+        self.queue_url: str = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+
+    def __call__(self, rule: EventRuleSpec, event: Mapping[str, Any], delivery: Delivery) -> None:
+        rule_name = rule.name.replace(".", "-")
+        attributes = {
+            "RULE_ARN": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{rule_name}",
+            "TARGET_ARN": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{rule.function}",
+            "ERROR_CODE": "FunctionError",
+            "ERROR_MESSAGE": (delivery.error or "")[:1000],
+            "RETRY_ATTEMPTS": str(delivery.attempts - 1),
+        }
+        self.sqs.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+            },
+        )
 
 
 # --- S3 -----------------------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ What runs (ports are the `make run` defaults; 0 picks a free port):
 - 3002 the CRUD function's URL (no authorizer: the app verifies the token);
 - 3001 the streaming function's ASGI app under uvicorn, behind its function URL's CORS configuration.
 
-The apps are configured as in Lambda, through environment variables, set in this process before the
-handlers are imported (and restored by `stop()`). `StackProcess` runs the same stack as a child
-process (`python -m local run`), which keeps the test process's environment and imports clean.
+The functions run in worker processes (`local.workers.FunctionPool`, one pool per function) with the
+environment Lambda would give them; the streaming app runs in this process, configured through
+environment variables set before it is imported (and restored by `stop()`). `StackProcess` runs the
+same stack as a child process (`python -m local run`), which keeps the test process's environment and
+imports clean.
 """
 
 import http.client
@@ -45,12 +47,13 @@ from uvicorn.importer import import_from_string
 
 from local import aws
 from local.events import HttpRequest, HttpResponse
-from local.gateway import SRC_DIR, FunctionUrlEmulator, HttpApiEmulator, JwtAuthorizer, LambdaFunction, RemoteJwks
+from local.gateway import SRC_DIR, FunctionUrlEmulator, HttpApiEmulator, JwtAuthorizer, RemoteJwks
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
-from local.notifications import EventBus, S3Notifications
+from local.notifications import EventBus, S3Notifications, SqsDeadLetterQueue, dead_letter_queue, retry_policies
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
 from local.template import DEFAULT_TEMPLATE, REPO_ROOT, CorsConfig, FunctionSpec, Template, TemplateError
+from local.workers import FunctionPool
 
 STATE_DIR = REPO_ROOT / ".local"
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
@@ -117,11 +120,13 @@ class LocalStack:
         self.events: EventBus | None = None  # S3 notifications: `stack.events.drain()` waits for deliveries
         self.environment: dict[str, str] = {}
         self.started_in: float | None = None
+        self.dead_letter_queue_url: str | None = None  # where upload events go after the rule's retries
         self._servers: _Servers | None = None
         self._issuer: LocalIssuer | None = None
         self._saved_environment: dict[str, str | None] = {}
         self._stage_prefix = ""
-        self._lock = threading.Lock()  # one execution environment for every function of this process
+        self.pools: dict[str, FunctionPool] = {}  # each function's execution environments (worker processes)
+        self._local_values: dict[str, str | None] = {}
 
     # -- lifecycle
 
@@ -147,6 +152,9 @@ class LocalStack:
         if self._servers is not None:
             self._servers.stop()
             self._servers = None
+        for pool in self.pools.values():
+            pool.stop()
+        self.pools = {}
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -224,6 +232,7 @@ class LocalStack:
         """Everything a client of the stack needs, JSON-ready (what `run` writes to .local/stack.json)."""
         return {
             "pid": os.getpid(),
+            "dead_letter_queue_url": self.dead_letter_queue_url,
             "api_url": self.api_url,
             "export_url": self.export_url if self.servers.export else None,
             "function_url": self.function_url,
@@ -283,20 +292,19 @@ class LocalStack:
                 environment.update(_app_variables(spec.environment))
         environment.setdefault("POWERTOOLS_SERVICE_NAME", "tasks")
         environment.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTasks")
-        environment.update(
-            {
-                "TABLE_NAME": o.table_name,
-                "BUCKET_NAME": o.bucket_name,
-                "JWT_ISSUER": issuer.issuer,
-                "JWT_AUDIENCE": o.audience,
-                "JWKS_URL": issuer.jwks_url,
-                "CURSOR_SECRET": cursor_secret(o.state_dir),
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                **aws.local_aws_environment(
-                    dynamodb_endpoint=o.dynamodb_endpoint or servers.moto.url, s3_endpoint=servers.moto.url
-                ),
-            }
-        )
+        self._local_values = {
+            "TABLE_NAME": o.table_name,
+            "BUCKET_NAME": o.bucket_name,
+            "JWT_ISSUER": issuer.issuer,
+            "JWT_AUDIENCE": o.audience,
+            "JWKS_URL": issuer.jwks_url,
+            "CURSOR_SECRET": cursor_secret(o.state_dir),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **aws.local_aws_environment(
+                dynamodb_endpoint=o.dynamodb_endpoint or servers.moto.url, s3_endpoint=servers.moto.url
+            ),
+        }
+        environment.update(self._local_values)
         if streaming is not None:
             environment.setdefault("EXPORT_TIMEOUT_SECONDS", str(streaming.timeout_seconds))
         environment.update(o.environment)
@@ -323,38 +331,52 @@ class LocalStack:
         (api,) = apis.values()
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
         functions = {
-            logical_id: LambdaFunction.from_spec(self.template.function(logical_id), o.src_dir, lock=self._lock)
-            for logical_id in sorted({route.function for route in api.routes})
+            logical_id: self._pool(logical_id) for logical_id in sorted({route.function for route in api.routes})
         }
         authorizer = JwtAuthorizer(issuer.issuer, o.audience, RemoteJwks(issuer.issuer))
         servers.api.app = HttpApiEmulator(api, functions, authorizer, log=o.access_log)
-        crud_function = functions.get(crud.logical_id) or LambdaFunction.from_spec(crud, o.src_dir, lock=self._lock)
-        servers.url.app = FunctionUrlEmulator(crud_function, crud.url, log=o.access_log)
+        servers.url.app = FunctionUrlEmulator(self._pool(crud.logical_id), crud.url, log=o.access_log)
         if servers.export is not None:
             app = import_from_string(o.streaming_app or self._streaming_app_path(streaming))
             cors = streaming.url.cors if streaming is not None and streaming.url is not None else None
             servers.export.app = app if cors is None else with_cors(app, cors)
         if o.serve_notifications:
-            self.events = self._event_bus(servers, functions)
+            self.events = self._event_bus(servers)
         servers.api.start()
         servers.url.start()
         if servers.export is not None:
             servers.export.start()
 
-    def _event_bus(self, servers: _Servers, loaded: Mapping[str, LambdaFunction]) -> EventBus | None:
+    def _pool(self, logical_id: str) -> FunctionPool:
+        """The function's execution environments (one pool per function, shared by every entry point)."""
+        if logical_id not in self.pools:
+            spec = self.template.function(logical_id)
+            environment = {
+                "POWERTOOLS_SERVICE_NAME": "tasks",
+                "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTasks",
+                **_app_variables(spec.environment),
+                **self._local_values,
+                **self.options.environment,
+            }
+            variables = {name: value for name, value in environment.items() if value is not None}
+            self.pools[logical_id] = FunctionPool.from_template(
+                self.template, logical_id, variables, self.options.src_dir
+            )
+        return self.pools[logical_id]
+
+    def _event_bus(self, servers: _Servers) -> EventBus | None:
         """The template's EventBridge rules, fed with the bucket's `Object Created` events when it enables them."""
         o = self.options
         rules = self.template.event_rules()
         if not rules or not self.template.bucket().eventbridge:
             return None
-        functions = dict(loaded)
-        for logical_id in sorted({rule.function for rule in rules} - set(functions)):
-            spec = self.template.function(logical_id)
-            try:
-                functions[logical_id] = LambdaFunction.from_spec(spec, o.src_dir, lock=self._lock)
-            except (ImportError, AttributeError) as error:
-                print(f"local stack: no upload events for {logical_id} ({spec.handler}): {error}", file=sys.stderr)
-        bus = EventBus(rules, functions, log=o.access_log or sys.stderr).start()
+        functions = {rule.function: self._pool(rule.function) for rule in rules}
+        queue_name = f"{self.template.stack_name}-{dead_letter_queue(self.template) or 'EventsDeadLetterQueue'}"
+        dead_letters = SqsDeadLetterQueue(aws.client("sqs", servers.moto.url), queue_name)
+        self.dead_letter_queue_url = dead_letters.queue_url
+        policies = retry_policies(self.template)
+        bus = EventBus(rules, functions, policies=policies, dead_letters=dead_letters, log=o.access_log or sys.stderr)
+        bus.start()
         s3 = aws.client("s3", servers.moto.url)
         servers.moto.observers.append(S3Notifications([o.bucket_name], bus, lambda: s3).observe)
         servers.moto.gates.append(drain_endpoint(bus))

@@ -17,9 +17,12 @@ End-to-end, over HTTP:
 - `dynamodb = start_dynamodb_local()`: DynamoDB Local (npm package, java) on a free port, then
   `start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name="e2e", state_dir=tmp_path)`.
 - `start_local_stack(tmp_path)`: the same stack in this process (sets the apps' environment until stop()).
+- `workers_of(stack.info["pid"])`: the stack's worker processes; `exited(pid)` waits until one is gone.
 """
 
 import json
+import os
+import select
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -150,3 +153,36 @@ def start_stack_process(
     extra = ("--state-dir", str(state_dir)) if state_dir is not None else ()
     stack = StackProcess(dynamodb_endpoint=dynamodb_endpoint, table_name=table_name, extra_args=extra, log=log)
     return stack.start(timeout=timeout)
+
+
+WORKER_MAIN = "local/worker_main.py"
+
+
+def workers_of(pid: int) -> set[int]:
+    """The worker processes (local/worker_main.py, one per execution environment) whose parent is `pid`."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and any(part.endswith(WORKER_MAIN.encode()) for part in command):
+            found.add(int(entry.name))
+    return found
+
+
+def exited(pid: int, timeout: float = 10) -> bool:
+    """Whether process `pid` is gone, waiting on its pidfd (no polling) for at most `timeout` seconds."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([descriptor], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(descriptor)

@@ -17,7 +17,7 @@ from core.domain.errors import PreconditionFailed
 from core.domain.models import Task
 from local.issuer import LocalIssuer
 from local.stack import StackProcess
-from tests.local_support import start_dynamodb_local, start_stack_process
+from tests.local_support import start_dynamodb_local, start_stack_process, workers_of
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -371,3 +371,25 @@ def test_deleting_a_task_removes_its_uploaded_files(stack: StackProcess, alice: 
     s3 = local_client("s3", stack.info["aws_endpoint"])
     versions = s3.list_object_versions(Bucket=stack.info["bucket_name"], Prefix=record["upload"]["fields"]["key"])
     assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
+
+
+def test_twelve_writers_on_one_version_over_http_exactly_one_wins(stack: StackProcess, alice: Client) -> None:
+    if stack.info["dynamodb_endpoint"] == stack.info["aws_endpoint"]:
+        pytest.skip("moto applies concurrent writes without isolation; races run on DynamoDB Local")
+    created = alice.call("POST", "/tasks", json={"title": "race"})
+    path, etag = f"/tasks/{created.json()['taskId']}", created.headers["ETag"]
+    statuses: list[int] = []
+
+    def write(n: int) -> None:
+        writer = Client(alice.base, stack.issuer(), "unused")
+        writer.headers = alice.headers
+        statuses.append(
+            writer.call("PATCH", path, json={"title": f"writer {n}"}, headers={"If-Match": etag}).status_code
+        )
+
+    race(12, write)
+
+    assert sorted(statuses) == [200] + [412] * 11
+    final = alice.call("GET", path).json()
+    assert final["version"] == 2 and final["title"].startswith("writer ")
+    assert len(workers_of(stack.info["pid"])) > 1, "the writers were served by more than one execution environment"

@@ -1,5 +1,6 @@
 """S3 uploads reach the functions of the template's EventBridge rules as `Object Created` events, locally too."""
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,7 +9,16 @@ import requests
 
 from local import aws
 from local.events import HttpRequest, HttpResponse
-from local.notifications import EventBus, S3Notifications, matches, object_created
+from local.notifications import (
+    EventBus,
+    RetryPolicy,
+    S3Notifications,
+    SqsDeadLetterQueue,
+    dead_letter_queue,
+    matches,
+    object_created,
+    retry_policies,
+)
 from local.template import Template
 from tests.local_support import FakeHandler, fake_function
 
@@ -119,7 +129,7 @@ def test_uploads_reach_the_rule_function_with_s3_event_fields(moto: aws.MotoServ
 
     # Then the function got exactly the two attachment events, shaped as S3 sends them
     assert uploaded.status_code == 204
-    events = [event for event, _ in handler.calls]
+    events = sorted((event for event, _ in handler.calls), key=lambda event: event["detail"]["object"]["key"])
     assert [event["detail"]["object"]["key"] for event in events] == [
         "attachments/alice/t1/a1",
         "attachments/alice/t1/a2",
@@ -138,22 +148,45 @@ def test_uploads_reach_the_rule_function_with_s3_event_fields(moto: aws.MotoServ
     assert [delivery.error for delivery in bus.deliveries] == [None, None]
 
 
-def test_a_failing_function_is_retried_twice_then_given_up(moto: aws.MotoServer) -> None:
-    attempts: list[str] = []
+@pytest.mark.parametrize(("policy", "attempts"), [(None, 11), (RetryPolicy(2, 3600), 3), (RetryPolicy(10, 0), 1)])
+def test_a_failing_function_is_retried_as_the_retry_policy_says_then_dead_lettered(
+    moto: aws.MotoServer, policy: RetryPolicy | None, attempts: int
+) -> None:
+    # Given a function that always fails behind the template's rule (None: the template's own RetryPolicy)
+    calls: list[str] = []
 
     def failing(event: dict[str, Any], context: Any) -> None:
-        attempts.append(event["id"])
+        calls.append(event["id"])
         raise RuntimeError("cannot handle it")
 
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
     rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
-    bus = EventBus(rules, {rules[0].function: fake_function(failing)}).start()
+    policies = retry_policies(template) if policy is None else {rules[0].name: policy}
+    queue_name = f"local-{dead_letter_queue(template)}"
+    dead_letters = SqsDeadLetterQueue(aws.client("sqs", moto.url), queue_name)
+    functions = {rules[0].function: fake_function(failing)}
+    bus = EventBus(rules, functions, policies=policies, dead_letters=dead_letters, retry_delay=0).start()
     s3 = aws.client("s3", moto.url)
     moto.observers.append(S3Notifications([BUCKET], bus, lambda: s3).observe)
 
+    # When an attachment lands
     s3.put_object(Bucket=BUCKET, Key="attachments/alice/t1/a1", Body=b"abc")
     bus.drain(timeout=10)
     bus.stop()
 
-    assert len(attempts) == 3 and len(set(attempts)) == 1, "the same event, three times"
-    assert bus.deliveries[-1].attempts == 3 and "RuntimeError" in (bus.deliveries[-1].error or "")
+    # Then the same event was tried 1 + MaximumRetryAttempts times (fewer once too old), then dead-lettered
+    assert len(calls) == attempts and len(set(calls)) == 1, "the same event each time"
+    assert bus.deliveries[-1].attempts == attempts and "RuntimeError" in (bus.deliveries[-1].error or "")
+    received = aws.client("sqs", moto.url).receive_message(
+        QueueUrl=dead_letters.queue_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
+    )["Messages"]
+    assert [json.loads(message["Body"])["id"] for message in received] == calls[:1]
+    attributes = {name: value["StringValue"] for name, value in received[0]["MessageAttributes"].items()}
+    assert attributes["RETRY_ATTEMPTS"] == str(attempts - 1) and "cannot handle it" in attributes["ERROR_MESSAGE"]
+    assert attributes["TARGET_ARN"].endswith(f":function:{rules[0].function}")
+
+
+def test_the_template_rule_retries_ten_times_within_an_hour_into_its_queue() -> None:
+    template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
+    assert set(retry_policies(template).values()) == {RetryPolicy(10, 3600)}
+    assert dead_letter_queue(template) == "UploadEventsDeadLetterQueue"
