@@ -52,6 +52,7 @@ from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, iss
 from local.notifications import EventBus, S3Notifications, SqsDeadLetterQueue, dead_letter_queue, retry_policies
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
+from local.streams import StreamPoller, stream_mappings
 from local.template import DEFAULT_TEMPLATE, REPO_ROOT, CorsConfig, FunctionSpec, Template, TemplateError
 from local.workers import FunctionPool
 
@@ -118,6 +119,7 @@ class LocalStack:
             }
         )
         self.events: EventBus | None = None  # S3 notifications: `stack.events.drain()` waits for deliveries
+        self.streams: list[StreamPoller] = []  # table streams to their functions (event source mappings)
         self.environment: dict[str, str] = {}
         self.started_in: float | None = None
         self.dead_letter_queue_url: str | None = None  # where upload events go after the rule's retries
@@ -146,6 +148,9 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        for poller in self.streams:
+            poller.stop()
+        self.streams = []
         if self.events is not None:
             self.events.stop()
             self.events = None
@@ -342,6 +347,8 @@ class LocalStack:
             servers.export.app = app if cors is None else with_cors(app, cors)
         if o.serve_notifications:
             self.events = self._event_bus(servers)
+            self.streams = self._stream_pollers(servers)
+            servers.moto.gates.append(drain_endpoint([*([self.events] if self.events else []), *self.streams]))
         servers.api.start()
         servers.url.start()
         if servers.export is not None:
@@ -379,8 +386,38 @@ class LocalStack:
         bus.start()
         s3 = aws.client("s3", servers.moto.url)
         servers.moto.observers.append(S3Notifications([o.bucket_name], bus, lambda: s3).observe)
-        servers.moto.gates.append(drain_endpoint(bus))
         return bus
+
+    def _stream_pollers(self, servers: _Servers) -> list[StreamPoller]:
+        """The template's stream event source mappings, polling the local table's stream."""
+        endpoint = self.options.dynamodb_endpoint or servers.moto.url
+        dynamodb, streams = aws.client("dynamodb", endpoint), aws.client("dynamodbstreams", endpoint)
+        sqs = aws.client("sqs", servers.moto.url)
+        pollers = []
+        for mapping in stream_mappings(self.template):
+            table = self.template.resolve(self.template.resources[mapping.table]["Properties"])
+            view_type = str((table.get("StreamSpecification") or {}).get("StreamViewType", "KEYS_ONLY"))
+            queue = None
+            if mapping.on_failure_queue:
+                queue_name = f"{self.template.stack_name}-{mapping.on_failure_queue}"
+                queue = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+
+            def dead_letters(records: list[dict[str, Any]], reason: str, queue_url: str | None = queue) -> None:
+                if queue_url is not None:
+                    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"reason": reason, "records": records}))
+
+            poller = StreamPoller(
+                mapping,
+                dynamodb,
+                streams,
+                self.template.resource_names[mapping.table],
+                view_type,
+                self._pool(mapping.function).invoke,
+                dead_letters=dead_letters,
+                log=self.options.access_log,
+            )
+            pollers.append(poller.start())
+        return pollers
 
     def _crud_function(self, functions: Mapping[str, FunctionSpec]) -> FunctionSpec:
         routed = {route.function for route in self.template.http_api_routes()}
@@ -411,17 +448,19 @@ class LocalStack:
 DRAIN_PATH = "/_local/events/drain"
 
 
-def drain_endpoint(bus: EventBus) -> Callable[[HttpRequest], HttpResponse | None]:
-    """`POST {aws_endpoint}/_local/events/drain`: answers once every event so far is delivered (for tests)."""
+def drain_endpoint(sources: list[EventBus | StreamPoller]) -> Callable[[HttpRequest], HttpResponse | None]:
+    """`POST {aws_endpoint}/_local/events/drain`: answers once every S3 event and stream record so far was
+    delivered (for tests)."""
 
     def gate(request: HttpRequest) -> HttpResponse | None:
         if request.raw_path != DRAIN_PATH:
             return None
         try:
-            bus.drain(timeout=30)
+            for source in sources:
+                source.drain(timeout=30)
         except TimeoutError as error:
             return HttpResponse.json(504, {"message": str(error)})
-        return HttpResponse.json(200, {"drained": True, "deliveries": len(bus.deliveries)})
+        return HttpResponse.json(200, {"drained": True})
 
     return gate
 

@@ -248,7 +248,8 @@ class FunctionPool:
         """The pool of a template function: its name, handler, Timeout, MemorySize and reserved concurrency."""
         spec: FunctionSpec = template.function(logical_id)
         reserved = template.resolve(spec.properties.get("ReservedConcurrentExecutions"))
-        options.setdefault("concurrency", DEFAULT_CONCURRENCY if reserved is None else int(reserved))
+        given = isinstance(reserved, int | str) and str(reserved).isdigit()  # AWS::NoValue or "": none reserved
+        options.setdefault("concurrency", int(reserved) if given else DEFAULT_CONCURRENCY)
         return cls(
             spec.name,
             spec.handler,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -107,3 +108,40 @@ def test_bad_writes_are_4xx_with_a_token_and_401_without(
     assert with_token.headers["Content-Type"] == PROBLEM
     assert without.status_code == 401
     assert requests.get(base + f"/tasks/{task['taskId']}", headers=auth, timeout=30).json() == task  # nothing lost
+
+
+def test_a_task_deleted_by_a_request_that_died_loses_its_files_all_the_same(stack: StackProcess, token: str) -> None:
+    # Given a task with an uploaded file
+    base, auth = stack.info["api_url"], {"Authorization": f"Bearer {token}"}
+    task = requests.post(base + "/tasks", json={"title": "orphan risk"}, headers=auth, timeout=30).json()
+    grant = requests.post(
+        base + f"/tasks/{task['taskId']}/attachments",
+        json={"fileName": "a.txt", "contentType": "text/plain", "size": 3},
+        headers=auth,
+        timeout=30,
+    ).json()
+    upload = grant["upload"]
+    requests.post(upload["url"], data=upload["fields"], files={"file": ("a.txt", b"abc")}, timeout=30)
+    stack.drain_events()
+
+    # When the task item goes but the function dies before its cascade (here: it is deleted behind its back)
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+    dynamodb = session.client("dynamodb", endpoint_url=stack.info["dynamodb_endpoint"])
+    owner_key = f"USER#{task['userId']}"
+    dynamodb.delete_item(
+        TableName=stack.info["table_name"], Key={"pk": {"S": owner_key}, "sk": {"S": f"TASK#{task['taskId']}"}}
+    )
+    stack.drain_events()  # the table's stream reaches the clean-up function
+
+    # Then neither the file nor its record is left, and no download is offered
+    s3 = session.client("s3", endpoint_url=stack.info["aws_endpoint"])
+    versions = s3.list_object_versions(Bucket=stack.info["bucket_name"], Prefix=upload["fields"]["key"])
+    assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
+    left = dynamodb.query(
+        TableName=stack.info["table_name"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :att)",
+        ExpressionAttributeValues={":pk": {"S": owner_key}, ":att": {"S": f"ATT#{task['taskId']}#"}},
+    )
+    assert left["Items"] == []
+    path = f"/tasks/{task['taskId']}/attachments/{grant['attachmentId']}"
+    assert requests.get(base + path, headers=auth, timeout=30).status_code == 404

@@ -1,0 +1,190 @@
+"""DynamoDB stream records to functions, as a Lambda event source mapping delivers them.
+
+For each `AWS::Lambda::EventSourceMapping` of the template whose source is a table's stream, the local
+table gets the stream its `StreamSpecification` declares, and a thread polls it (every shard, from the
+trim horizon), keeps the records that match the mapping's `FilterCriteria`, and invokes the function
+with batches of at most `BatchSize` records. Items a function reports in `batchItemFailures` (or a whole
+batch that raised) are retried up to `MaximumRetryAttempts` times, then sent to the `OnFailure`
+destination queue. `drain()` waits until every record written so far was handled, so tests need no sleeps.
+"""
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from local.notifications import matches
+from local.template import Template
+from local.workers import InvocationFailed
+
+POLL_SECONDS = 0.1  # how often an idle poller asks the stream again (Lambda polls about four times a second)
+
+Invoke = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    name: str
+    function: str  # logical id
+    table: str  # logical id
+    batch_size: int
+    max_retries: int
+    filters: tuple[Mapping[str, Any], ...]
+    on_failure_queue: str | None  # logical id of an SQS queue
+
+    def accepts(self, record: Mapping[str, Any]) -> bool:
+        return not self.filters or any(matches(pattern, record) for pattern in self.filters)
+
+
+def stream_mappings(template: Template) -> list[StreamMapping]:
+    """The template's event source mappings that read a table's stream."""
+    found = []
+    for name, body in template.resources_of_type("AWS::Lambda::EventSourceMapping").items():
+        properties = body.get("Properties") or {}
+        source = properties.get("EventSourceArn") or {}
+        attribute = source.get("Fn::GetAtt") if isinstance(source, dict) else None
+        if not (isinstance(attribute, list) and attribute[1] == "StreamArn"):
+            continue
+        function = properties.get("FunctionName") or {}
+        destination = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        queue = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, dict) else None
+        patterns = (properties.get("FilterCriteria") or {}).get("Filters") or []
+        found.append(
+            StreamMapping(
+                name=name,
+                function=str(function.get("Ref")) if isinstance(function, dict) else str(function),
+                table=str(attribute[0]),
+                batch_size=int(properties.get("BatchSize", 100)),
+                max_retries=int(properties.get("MaximumRetryAttempts", 10_000)),
+                filters=tuple(json.loads(str(filter_["Pattern"])) for filter_ in patterns),
+                on_failure_queue=queue,
+            )
+        )
+    return found
+
+
+class StreamPoller:
+    """One mapping's poller: a thread reading every shard of the table's stream and delivering batches."""
+
+    def __init__(
+        self,
+        mapping: StreamMapping,
+        dynamodb: Any,
+        streams: Any,
+        table_name: str,
+        view_type: str,
+        invoke: Invoke,
+        *,
+        dead_letters: Callable[[list[dict[str, Any]], str], None] | None = None,
+        log: TextIO | None = None,
+    ):
+        self.mapping = mapping
+        self._streams = streams
+        self._invoke = invoke
+        self._dead_letters = dead_letters
+        self._log = log or sys.stderr
+        self._stream_arn = enable_stream(dynamodb, table_name, view_type)
+        self._iterators: dict[str, str | None] = {}
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._quiet_passes = 0
+        self._thread = threading.Thread(target=self._run, name=f"stream-{mapping.name}", daemon=True)
+
+    def start(self) -> "StreamPoller":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def drain(self, timeout: float = 30) -> None:
+        """Return once two whole passes over the stream found nothing new (everything before was delivered)."""
+        with self._idle:
+            target = self._quiet_passes + 2
+            if not self._idle.wait_for(lambda: self._quiet_passes >= target, timeout):
+                raise TimeoutError(f"{self.mapping.name}: stream records still pending after {timeout} s")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delivered = self._poll_once()
+            except Exception as error:  # a stand-in hiccup: say so, poll again
+                print(f"[stream {self.mapping.name}] polling failed: {error}", file=self._log, flush=True)
+                delivered = 0
+            if delivered == 0:
+                with self._idle:
+                    self._quiet_passes += 1
+                    self._idle.notify_all()
+                self._stop.wait(POLL_SECONDS)
+
+    def _poll_once(self) -> int:
+        shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"].get("Shards", [])
+        for shard in shards:
+            if shard["ShardId"] not in self._iterators:
+                self._iterators[shard["ShardId"]] = self._streams.get_shard_iterator(
+                    StreamArn=self._stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+        delivered = 0
+        for shard_id, iterator in list(self._iterators.items()):
+            if iterator is None:
+                continue
+            response = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+            self._iterators[shard_id] = response.get("NextShardIterator")
+            records = [_as_event_record(record) for record in response.get("Records", [])]
+            wanted = [record for record in records if self.mapping.accepts(record)]
+            for start in range(0, len(wanted), self.mapping.batch_size):
+                self._deliver(wanted[start : start + self.mapping.batch_size])
+            delivered += len(records)
+        return delivered
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        pending = batch
+        for _ in range(self.mapping.max_retries + 1):
+            try:
+                result = self._invoke({"Records": pending})
+            except InvocationFailed as error:
+                reason = str(error)
+            else:
+                failed = {item.get("itemIdentifier") for item in (result or {}).get("batchItemFailures", [])}
+                if not failed:
+                    return
+                first = next(
+                    (n for n, record in enumerate(pending) if record["dynamodb"]["SequenceNumber"] in failed), 0
+                )
+                pending = pending[first:]  # Lambda retries from the first failed item on
+                reason = "batch item failures"
+        print(f"[stream {self.mapping.name}] gave up on {len(pending)} records: {reason}", file=self._log, flush=True)
+        if self._dead_letters is not None:
+            self._dead_letters(pending, reason)
+
+
+def enable_stream(dynamodb: Any, table_name: str, view_type: str) -> str:
+    """The table's stream ARN, turning the stream on as the template declares it if it is off."""
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
+    if not table.get("StreamSpecification", {}).get("StreamEnabled"):
+        dynamodb.update_table(
+            TableName=table_name, StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type}
+        )
+        deadline = time.monotonic() + 30
+        while "LatestStreamArn" not in (table := dynamodb.describe_table(TableName=table_name)["Table"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{table_name}: no stream after 30 s")
+            time.sleep(0.1)
+    return str(table["LatestStreamArn"])
+
+
+def _as_event_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A GetRecords record as Lambda puts it in the event (epoch seconds, not a datetime)."""
+    event = json.loads(json.dumps(record, default=_epoch))
+    event.setdefault("eventSource", "aws:dynamodb")
+    return dict(event)
+
+
+def _epoch(value: Any) -> Any:
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp())
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
