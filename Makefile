@@ -20,10 +20,10 @@ N ?= 1000
 ENV ?= default
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
-	build validate deploy bench clean
+	build validate deploy bench soak clean
 
 help:
-	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
+	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
@@ -93,6 +93,11 @@ deploy: build
 bench: install
 	$(PY) bench/bench_crud.py
 	$(PY) bench/bench_export.py
+
+SECONDS ?= 60
+CLIENTS ?= 8
+soak: install
+	$(PY) bench/soak.py --seconds $(SECONDS) --clients $(CLIENTS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
