@@ -22,7 +22,7 @@ import time
 import traceback
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -471,11 +471,11 @@ class HttpApiEmulator(_Endpoint):
     def _handle(self, request: HttpRequest, request_id_value: str) -> HttpResponse:
         if len(request.body) > MAX_REQUEST_BYTES:
             return HttpResponse.json(413, {"message": "Request Entity Too Large"})
-        path = request.raw_path
-        if self.stage_prefix:  # a named stage: /dev/tasks is route /tasks of stage dev
-            if not path.startswith(self.stage_prefix + "/"):
-                return HttpResponse.json(404, {"message": "Not Found"})
-            path = path[len(self.stage_prefix) :]
+        path, identity = request.raw_path, self.identity
+        if self.stage_prefix and path.startswith(self.stage_prefix + "/"):
+            path = path[len(self.stage_prefix) :]  # /dev/tasks: route /tasks of stage dev, as on AWS
+        else:  # /tasks: at the root, as `sam local start-api` serves it, i.e. as a $default stage would
+            identity = replace(identity, stage="$default")
         matched = self.routes.match(request.method, path)
         if matched is None:
             return HttpResponse.json(404, {"message": "Not Found"})
@@ -489,7 +489,7 @@ class HttpApiEmulator(_Endpoint):
                 return error.response()
         event = build_event(
             request,
-            self.identity,
+            identity,
             route_key=route.route_key,
             path_parameters=parameters,
             authorizer=authorizer,

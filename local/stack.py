@@ -10,8 +10,8 @@ What runs (ports are the `make run` defaults; 0 picks a free port):
   Local / any endpoint for the table with `dynamodb_endpoint` (created there if missing). Presigned POST
   policies are enforced as S3 does, and uploads reach the template's EventBridge rule functions
   (`stack.events.drain()` waits for those deliveries);
-- 3000 the HTTP API emulator: template routes, JWT authorizer, the route's function. With a named
-  stage (StageName `dev`) the base URL is `http://127.0.0.1:3000/dev`, as on AWS: use `stack.api_url`;
+- 3000 the HTTP API emulator: template routes, JWT authorizer, the route's function; at the root
+  (`stack.api_url`, as `sam local start-api` serves it) and under the stage (`stack.api_stage_url`, `/dev`);
 - 3002 the CRUD function's URL (no authorizer: the app verifies the token);
 - 3001 the streaming function's ASGI app under uvicorn, behind its function URL's CORS configuration.
 
@@ -177,7 +177,12 @@ class LocalStack:
 
     @property
     def api_url(self) -> str:
-        """The HTTP API's base URL: with the stage (`/dev`) when the template names one, as on AWS."""
+        """The HTTP API's base URL, as `sam local start-api` serves it (routes at the root)."""
+        return self.servers.api.url
+
+    @property
+    def api_stage_url(self) -> str:
+        """The same API under its stage (`/dev`), as on AWS."""
         return self.servers.api.url + self._stage_prefix
 
     @property
@@ -225,6 +230,7 @@ class LocalStack:
         return {
             "pid": os.getpid(),
             "api_url": self.api_url,
+            "api_stage_url": self.api_stage_url,
             "export_url": self.export_url if self.servers.export else None,
             "function_url": self.function_url,
             "issuer_url": self.issuer_url,

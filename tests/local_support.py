@@ -10,7 +10,7 @@ Unit tests of the emulators, no AWS and no network:
 End-to-end, over HTTP:
 
 - `stack = start_stack_process(state_dir=tmp_path)`: `python -m local run` on free ports in a child process;
-  `stack.info` holds api_url (with the stage, e.g. http://127.0.0.1:PORT/dev), export_url, function_url,
+  `stack.info` holds api_url (http://127.0.0.1:PORT), api_stage_url (.../dev), export_url, function_url,
   issuer_url, audience, key_path, aws_endpoint, dynamodb_endpoint, table_name and bucket_name;
   `stack.issuer().bearer("alice")` signs accepted tokens; `stack.drain_events()` waits until S3 uploads
   reached their EventBridge function; `stack.stop()`.

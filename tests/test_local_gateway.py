@@ -103,20 +103,26 @@ def test_an_undeclared_route_is_404_and_the_function_is_not_called(
     assert handler.calls == []
 
 
-def test_a_named_stage_is_the_first_path_segment(signer: LocalIssuer, handler: FakeHandler) -> None:
+def test_a_route_answers_under_its_stage_as_on_aws_and_at_the_root_as_under_sam_local(
+    signer: LocalIssuer, handler: FakeHandler
+) -> None:
     api = HttpApiEmulator(api_spec(TASK_ROUTES, stage="dev"), {"Fn": fake_function(handler)}, authorizer_for(signer))
 
-    missing_stage = api(request("GET", "/tasks", headers=signer.bearer("alice")))
-    ok = api(request("GET", "/dev/tasks", headers=signer.bearer("alice")))
+    at_root = api(request("GET", "/tasks/1", headers=signer.bearer("alice")))
+    root_event = handler.event
+    under_stage = api(request("GET", "/dev/tasks/1", headers=signer.bearer("alice")))
+    stage_event = handler.event
+    other_stage = api(request("GET", "/prod/tasks/1", headers=signer.bearer("alice")))
 
-    assert missing_stage.status == 404
-    assert ok.status == 200
-    event = handler.event
-    assert (event["rawPath"], event["routeKey"], event["requestContext"]["stage"]) == (
-        "/dev/tasks",
-        "GET /tasks",
-        "dev",
-    )
+    assert (at_root.status, under_stage.status, other_stage.status) == (200, 200, 404)
+    for event, raw_path, stage in ((root_event, "/tasks/1", "$default"), (stage_event, "/dev/tasks/1", "dev")):
+        assert (event["rawPath"], event["routeKey"], event["pathParameters"]) == (
+            raw_path,
+            "GET /tasks/{taskId}",
+            {"taskId": "1"},
+        )
+        assert event["requestContext"]["stage"] == stage  # rawPath starts with the stage, unless $default
+    assert len(handler.calls) == 2
 
 
 # --- the JWT authorizer -------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_make_run_starts_on_free_ports_and_stops_on_ctrl_c(tmp_path: Path) -> No
     stack = start_stack_process(state_dir=tmp_path)
     try:
         alice = stack.issuer().bearer("alice")
-        api = stack.info["api_url"]
+        api, under_stage = stack.info["api_url"], stack.info["api_stage_url"]
         empty = requests.get(f"{api}/tasks", headers=alice, timeout=10)
         task = requests.post(f"{api}/tasks", json={"title": "Upload"}, headers=alice, timeout=10).json()
         body = {"fileName": "a.txt", "contentType": "text/plain", "size": 2}
@@ -88,10 +88,13 @@ def test_make_run_starts_on_free_ports_and_stops_on_ctrl_c(tmp_path: Path) -> No
         stack.drain_events()
         location = f"{api}/tasks/{task['taskId']}/attachments/{attachment.json()['attachmentId']}"
         record = requests.get(location, headers=alice, timeout=10).json()
+        staged = requests.get(location.replace(api, under_stage, 1), headers=alice, timeout=10).json()
     finally:
         code = stack.stop()
 
+    assert under_stage == f"{api}/dev"
     assert empty.status_code == 200 and empty.json() == {"items": [], "nextCursor": None}
+    assert staged == record
     assert record["status"] == "available"
     assert code == 0
 
