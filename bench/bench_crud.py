@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from local.aws import free_port  # noqa: E402
-from local.events import LambdaContext  # noqa: E402
+from local.runtime import LambdaContext  # noqa: E402
 from local.template import table_definition  # noqa: E402
 
 TABLE = "bench-tasks"

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote
 from botocore.exceptions import ClientError
 
 from local.events import HttpRequest, HttpResponse
-from local.gateway import InvocationError, LambdaFunction
+from local.runtime import InvocationError, LambdaFunction
 from local.s3_post import parse_form
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, EventRuleSpec
 

@@ -19,17 +19,25 @@ End-to-end, over HTTP:
 - `start_local_stack(tmp_path)`: the same stack in this process (sets the apps' environment until stop()).
 """
 
+import http.client
 import json
-from collections.abc import Callable, Iterable, Mapping
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
+from local.authorizer import JwtAuthorizer, static_jwks
 from local.aws import DynamoDBLocal, start_dynamodb_local
-from local.events import HttpRequest, LambdaContext
-from local.gateway import JwtAuthorizer, LambdaFunction, static_jwks
+from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
-from local.stack import LocalStack, StackProcess
-from local.template import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
+from local.runtime import LambdaContext, LambdaFunction
+from local.stack import DRAIN_PATH, LocalStack
+from local.template import REPO_ROOT, ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
 
 TEST_ISSUER = "https://issuer.local.test"
 TEST_AUDIENCE = "local-test-audience"
@@ -136,6 +144,103 @@ def start_local_stack(state_dir: Path, **options: Any) -> LocalStack:
     """
     ports = {name: 0 for name in ("port_api", "port_export", "port_url", "port_issuer", "port_aws")}
     return LocalStack(state_dir=state_dir, **{**ports, **options}).start()
+
+
+class StackProcess:
+    """`python -m local run` as a child process on free ports; `info` holds what `describe()` returns.
+
+    The test process's environment and imports stay untouched. The child's stdout (the apps' logs) is
+    drained by a thread into `log` (or dropped), so it never blocks on a full pipe. `stop()` sends SIGINT,
+    as Ctrl-C stops `make run`, and kills the child if it does not exit in time.
+    """
+
+    def __init__(
+        self,
+        *,
+        dynamodb_endpoint: str | None = None,
+        table_name: str | None = None,
+        extra_args: Sequence[str] = (),
+        log: TextIO | None = None,
+        python: str = sys.executable,
+    ):
+        self.command = [python, "-m", "local", "run", "--ready-json", "--state-file", ""]
+        for option in ("--port-api", "--port-export", "--port-url", "--port-issuer", "--port-aws"):
+            self.command += [option, "0"]
+        if dynamodb_endpoint:
+            self.command += ["--dynamodb-endpoint", dynamodb_endpoint]
+        if table_name:
+            self.command += ["--table-name", table_name]
+        self.command += list(extra_args)
+        self.log = log
+        self.process: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+        self._ready = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    def start(self, *, timeout: float = 60) -> "StackProcess":
+        if self.process is not None:
+            raise RuntimeError("the stack process is already running")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.log if self.log is not None else None,
+            text=True,
+        )
+        self._pump = threading.Thread(target=self._drain, name="stack-stdout", daemon=True)
+        self._pump.start()
+        if not self._ready.wait(timeout) or not self.info:
+            code = self.stop()
+            raise RuntimeError(f"`{shlex.join(self.command)}` was not ready within {timeout} s (exit status {code})")
+        return self
+
+    def _drain(self) -> None:
+        stdout = self.process.stdout if self.process is not None else None
+        for line in stdout or ():
+            if not self._ready.is_set() and line.startswith("{"):
+                self.info = json.loads(line)
+                self._ready.set()
+            elif self.log is not None:
+                self.log.write(line)
+        self._ready.set()  # the child exited: whoever waits stops waiting
+
+    def issuer(self) -> LocalIssuer:
+        """An issuer whose tokens this stack accepts (same key file, issuer URL and audience)."""
+        return LocalIssuer(Path(self.info["key_path"]), self.info["issuer_url"], self.info["audience"])
+
+    def drain_events(self, timeout: float = 30) -> None:
+        """Wait until every S3 upload event so far has reached its function (no sleeping in tests)."""
+        endpoint = urlsplit(self.info["aws_endpoint"])
+        connection = http.client.HTTPConnection(endpoint.hostname or "127.0.0.1", endpoint.port, timeout=timeout + 5)
+        try:
+            connection.request("POST", DRAIN_PATH)
+            response = connection.getresponse()
+            if response.status != 200:
+                raise TimeoutError(f"upload events not delivered: {response.read()!r}")
+        finally:
+            connection.close()
+
+    def stop(self, *, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def __enter__(self) -> "StackProcess":
+        return self if self.process is not None else self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def start_stack_process(

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from local.events import HttpRequest, InvalidLambdaResponse, LambdaContext, RequestIdentity, build_event
+from local.events import HttpRequest, InvalidLambdaResponse, RequestIdentity, build_event
 from local.events import to_http_response as translate
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
 from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
+from local.runtime import LambdaContext
 from local.server import HttpServer
 from local.template import CorsConfig, FunctionUrlSpec, Template
 from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
