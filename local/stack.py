@@ -37,7 +37,7 @@ from typing import Any, TextIO
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.importer import import_from_string
 
-from local import aws
+from local import aws, dynamodb_local
 from local.authorizer import JwtAuthorizer, RemoteJwks
 from local.events import HttpRequest, HttpResponse
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator
@@ -268,7 +268,7 @@ class LocalStack:
         servers.moto.start()
         dynamodb_endpoint = o.dynamodb_endpoint or servers.moto.url
         if o.dynamodb_endpoint:
-            aws.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
+            dynamodb_local.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
         aws.create_table(aws.client("dynamodb", dynamodb_endpoint), self.template, o.table_name)
         aws.create_bucket(aws.client("s3", servers.moto.url), self.template, o.bucket_name)
         return issuer

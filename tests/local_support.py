@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from local.authorizer import JwtAuthorizer, static_jwks
-from local.aws import DynamoDBLocal, start_dynamodb_local
+from local.dynamodb_local import DynamoDBLocal, start_dynamodb_local
 from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
 from local.runtime import LambdaContext, LambdaFunction
