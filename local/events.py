@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from local.template import LOCAL_ACCOUNT_ID
+from local import LOCAL_ACCOUNT_ID
 
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-yaml")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

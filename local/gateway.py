@@ -32,7 +32,7 @@ from local.events import (
 )
 from local.runtime import InvocationError, LambdaFunction
 from local.server import MAX_REQUEST_BYTES
-from local.template import ApiRoute, CorsConfig, FunctionUrlSpec, HttpApiSpec
+from local.specs import ApiRoute, CorsConfig, FunctionUrlSpec, HttpApiSpec
 
 # --- routes -------------------------------------------------------------------------------------------
 

@@ -24,10 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from local import STATE_DIR
 from local.events import HttpRequest, HttpResponse
-from local.template import REPO_ROOT
 
-STATE_DIR = REPO_ROOT / ".local"
 DEFAULT_KEY_PATH = STATE_DIR / "jwt-key.pem"
 DEFAULT_ISSUER_PORT = 3003
 DEFAULT_ISSUER = f"http://127.0.0.1:{DEFAULT_ISSUER_PORT}"

@@ -23,10 +23,11 @@ from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import ClientError
 
+from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
 from local.runtime import InvocationError, LambdaFunction
 from local.s3_post import parse_form
-from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, EventRuleSpec
+from local.specs import EventRuleSpec
 
 EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 

@@ -13,7 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from local.template import REPO_ROOT, FunctionSpec
+from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, REPO_ROOT
+from local.specs import FunctionSpec
 
 SRC_DIR = REPO_ROOT / "src"
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit (request and response)
@@ -97,7 +98,7 @@ class LambdaFunction:
     ):
         self.name = name
         self.handler = handler
-        self.arn = arn or f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+        self.arn = arn or f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{name}"
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
         self._lock = lock or threading.Lock()

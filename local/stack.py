@@ -6,8 +6,8 @@
 What runs (ports are the `make run` defaults; 0 picks a free port):
 
 - 3003 the local JWT issuer (discovery document + JWKS);
-- 5000 moto server (DynamoDB and S3), the table and bucket created from template.yaml; or DynamoDB
-  Local / any endpoint for the table with `dynamodb_endpoint` (created there if missing). Presigned POST
+- 5000 moto server (DynamoDB and S3) with every table and bucket of template.yaml; or the tables in
+  DynamoDB Local (or any endpoint) with `dynamodb_endpoint`, created there if missing. Presigned POST
   policies are enforced as S3 does, and uploads reach the template's EventBridge rule functions
   (`stack.events.drain()` waits for those deliveries);
 - 3000 the HTTP API emulator: template routes, JWT authorizer, the route's function; at the root
@@ -15,9 +15,10 @@ What runs (ports are the `make run` defaults; 0 picks a free port):
 - 3002 the CRUD function's URL (no authorizer: the app verifies the token);
 - 3001 the streaming function's ASGI app under uvicorn, behind its function URL's CORS configuration.
 
-The apps are configured as in Lambda, through environment variables, set in this process before the
-handlers are imported (and restored by `stop()`). `StackProcess` runs the same stack as a child
-process (`python -m local run`), which keeps the test process's environment and imports clean.
+The first table and bucket of the template get `table_name` and `bucket_name`; any other gets that name
+plus its logical id. The apps are configured as in Lambda, through environment variables from the
+template (plus the local values), set in this process before the handlers are imported and restored
+by `stop()`.
 """
 
 import importlib
@@ -27,17 +28,16 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any, TextIO
 
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.importer import import_from_string
 
-from local import aws, dynamodb_local
+from local import STATE_DIR, aws, dynamodb_local
 from local.authorizer import JwtAuthorizer, RemoteJwks
 from local.events import HttpRequest, HttpResponse
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator
@@ -46,11 +46,11 @@ from local.notifications import EventBus, S3Notifications
 from local.runtime import SRC_DIR, LambdaFunction
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
-from local.template import DEFAULT_TEMPLATE, REPO_ROOT, CorsConfig, FunctionSpec, Template, TemplateError
+from local.specs import CorsConfig, FunctionSpec
+from local.template import DEFAULT_TEMPLATE, Template, TemplateError
 
-STATE_DIR = REPO_ROOT / ".local"
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
-DEFAULT_STREAMING_APP = "streaming.app:app"
+DRAIN_PATH = "/_local/events/drain"
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class StackOptions:
     port_url: int = 3002
     port_issuer: int = DEFAULT_ISSUER_PORT
     port_aws: int = aws.DEFAULT_AWS_PORT
-    dynamodb_endpoint: str | None = None  # e.g. DynamoDB Local; None: moto serves the table too
+    dynamodb_endpoint: str | None = None  # e.g. DynamoDB Local; None: moto serves the tables too
     issuer_url: str | None = None  # None: http://{host}:{issuer port}
     audience: str = DEFAULT_AUDIENCE
     table_name: str = "serverless-tasks-local"
@@ -70,9 +70,6 @@ class StackOptions:
     template_parameters: Mapping[str, str] = field(default_factory=dict)
     src_dir: Path = SRC_DIR
     state_dir: Path = STATE_DIR
-    streaming_app: str | None = None  # "module:attribute"; None: read from the streaming function's run.sh
-    serve_streaming: bool = True
-    serve_notifications: bool = True  # S3 Object Created events to the functions of matching EventBridge rules
     environment: Mapping[str, str] = field(default_factory=dict)  # extra variables for the apps, applied last
     access_log: TextIO | None = None  # one line per request (and handler errors) when given
 
@@ -81,55 +78,32 @@ class StackOptions:
         return self.state_dir / "jwt-key.pem"
 
 
-@dataclass
-class _Servers:
-    """Every port of the stack, bound before anything starts."""
-
-    issuer: HttpServer
-    moto: aws.MotoServer
-    api: HttpServer
-    url: HttpServer
-    export: AsgiServer | None
-
-    def stop(self) -> None:
-        for server in (self.export, self.url, self.api, self.issuer, self.moto):
-            if server is not None:
-                with suppress(Exception):
-                    server.stop()
-
-
 class LocalStack:
     """Everything `make run` serves, started by `start()` (or `with`), stopped by `stop()`."""
 
     def __init__(self, options: StackOptions | None = None, **overrides: Any):
-        self.options = replace(options or StackOptions(), **overrides)
-        self.template = Template.load(self.options.template_path, parameters=self.options.template_parameters)
-        self.template.resource_names.update(
-            {
-                self.template.table_logical_id(): self.options.table_name,
-                self.template.bucket().logical_id: self.options.bucket_name,
-            }
-        )
+        self.options = o = replace(options or StackOptions(), **overrides)
+        self.template = Template.load(o.template_path, parameters=o.template_parameters)
+        self.tables = _local_names(self.template.logical_ids("AWS::DynamoDB::Table"), o.table_name)
+        self.buckets = _local_names(self.template.logical_ids("AWS::S3::Bucket"), o.bucket_name)
+        self.template.resource_names.update({**self.tables, **self.buckets})
         self.events: EventBus | None = None  # S3 notifications: `stack.events.drain()` waits for deliveries
         self.environment: dict[str, str] = {}
         self.started_in: float | None = None
-        self._servers: _Servers | None = None
+        self._servers: list[Any] = []
         self._issuer: LocalIssuer | None = None
         self._saved_environment: dict[str, str | None] = {}
-        self._stage_prefix = ""
         self._lock = threading.Lock()  # one execution environment for every function of this process
 
-    # -- lifecycle
-
     def start(self) -> "LocalStack":
-        if self._servers is not None:
+        if self._servers:
             raise RuntimeError("the stack is already running")
         began = time.monotonic()
         try:
-            self._servers = servers = self._bind()
-            self._issuer = issuer = self._start_aws(servers)
-            crud, streaming = self._configure(servers, issuer)
-            self._start_apps(servers, issuer, crud, streaming)
+            self._bind()
+            self._start_aws()
+            self._configure()
+            self._start_apps()
         except BaseException:
             self.stop()
             raise
@@ -140,9 +114,10 @@ class LocalStack:
         if self.events is not None:
             self.events.stop()
             self.events = None
-        if self._servers is not None:
-            self._servers.stop()
-            self._servers = None
+        for server in reversed(self._servers):
+            with suppress(Exception):
+                server.stop()
+        self._servers = []
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -151,18 +126,12 @@ class LocalStack:
         self._saved_environment = {}
 
     def __enter__(self) -> "LocalStack":
-        return self if self._servers is not None else self.start()
+        return self if self._servers else self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
 
     # -- where things are
-
-    @property
-    def servers(self) -> _Servers:
-        if self._servers is None:
-            raise RuntimeError("the local stack is not running: start() it first")
-        return self._servers
 
     @property
     def issuer(self) -> LocalIssuer:
@@ -174,30 +143,12 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         """The HTTP API's base URL, as `sam local start-api` serves it (routes at the root)."""
-        return self.servers.api.url
+        return self._api.url
 
     @property
     def api_stage_url(self) -> str:
         """The same API under its stage (`/dev`), as on AWS."""
-        return self.servers.api.url + self._stage_prefix
-
-    @property
-    def function_url(self) -> str:
-        return self.servers.url.url
-
-    @property
-    def export_url(self) -> str:
-        if self.servers.export is None:
-            raise RuntimeError("the streaming app is not served (serve_streaming=False)")
-        return self.servers.export.url
-
-    @property
-    def issuer_url(self) -> str:
-        return self.issuer.issuer
-
-    @property
-    def aws_endpoint(self) -> str:
-        return self.servers.moto.url
+        return self._api.url + self._stage_prefix
 
     @property
     def dynamodb_endpoint(self) -> str:
@@ -214,20 +165,13 @@ class LocalStack:
     def token(self, sub: str = "alice", **kwargs: Any) -> str:
         return self.issuer.token(sub, **kwargs)
 
-    def dynamodb(self) -> Any:
-        """A boto3 DynamoDB client on the stack's table store."""
-        return aws.client("dynamodb", self.dynamodb_endpoint)
-
-    def s3(self) -> Any:
-        return aws.client("s3", self.aws_endpoint)
-
     def describe(self) -> dict[str, Any]:
         """Everything a client of the stack needs, JSON-ready (what `run` writes to .local/stack.json)."""
         return {
             "pid": os.getpid(),
             "api_url": self.api_url,
             "api_stage_url": self.api_stage_url,
-            "export_url": self.export_url if self.servers.export else None,
+            "export_url": self.export_url,
             "function_url": self.function_url,
             "issuer_url": self.issuer_url,
             "audience": self.options.audience,
@@ -236,72 +180,62 @@ class LocalStack:
             "dynamodb_endpoint": self.dynamodb_endpoint,
             "table_name": self.table_name,
             "bucket_name": self.bucket_name,
+            "resource_names": self.template.resource_names,
             "started_in_seconds": round(self.started_in or 0, 3),
         }
 
     # -- startup steps
 
-    def _bind(self) -> _Servers:
+    def _bind(self) -> None:
         """Take every port first, so a taken one fails before anything starts."""
         o = self.options
-        bound: list[Any] = []
-        try:
-            bound.append(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
-            bound.append(aws.MotoServer(o.host, o.port_aws))
-            bound.append(HttpServer(None, o.host, o.port_api, name="HTTP API", access_log=o.access_log))
-            bound.append(HttpServer(None, o.host, o.port_url, name="function URL", access_log=o.access_log))
-            if o.serve_streaming:
-                bound.append(AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log))
-        except BaseException:
-            for server in bound:
-                server.stop()
-            raise
-        issuer, moto, api, url = bound[:4]
-        return _Servers(issuer, moto, api, url, export=bound[4] if o.serve_streaming else None)
+        self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
+        self._moto = self._bound(aws.MotoServer(o.host, o.port_aws))
+        self._api = self._bound(HttpServer(None, o.host, o.port_api, name="HTTP API", access_log=o.access_log))
+        self._url = self._bound(HttpServer(None, o.host, o.port_url, name="function URL", access_log=o.access_log))
+        self._export = self._bound(
+            AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log)
+        )
+        self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
 
-    def _start_aws(self, servers: _Servers) -> LocalIssuer:
+    def _bound(self, server: Any) -> Any:
+        self._servers.append(server)
+        return server
+
+    def _start_aws(self) -> None:
         o = self.options
-        issuer = LocalIssuer(o.key_path, o.issuer_url or f"http://{o.host}:{servers.issuer.port}", o.audience)
-        servers.issuer.app = issuer_app(issuer)
-        servers.issuer.start()
-        servers.moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
-        servers.moto.start()
-        dynamodb_endpoint = o.dynamodb_endpoint or servers.moto.url
+        self._issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
+        self.issuer_url = self._issuer.issuer
+        self._issuer_server.app = issuer_app(self._issuer)
+        self._issuer_server.start()
+        self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
+        self._moto.start()
         if o.dynamodb_endpoint:
             dynamodb_local.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
-        aws.create_table(aws.client("dynamodb", dynamodb_endpoint), self.template, o.table_name)
-        aws.create_bucket(aws.client("s3", servers.moto.url), self.template, o.bucket_name)
-        return issuer
+        dynamodb, s3 = aws.client("dynamodb", self.dynamodb_endpoint), aws.client("s3", self.aws_endpoint)
+        for logical_id, name in self.tables.items():
+            aws.create_table(dynamodb, self.template, name, logical_id)
+        for logical_id, name in self.buckets.items():
+            aws.create_bucket(s3, self.template, name, logical_id)
 
-    def _configure(self, servers: _Servers, issuer: LocalIssuer) -> tuple[FunctionSpec, FunctionSpec | None]:
+    def _configure(self) -> None:
         """Set the apps' environment variables, as Lambda would from the template (plus the local values)."""
         o = self.options
-        functions = self.template.functions()
-        crud = self._crud_function(functions)
-        streaming = self._streaming_function(functions)
+        self.functions = functions = self.template.functions()
         environment: dict[str, str | None] = {}
-        for spec in (streaming, crud):  # the CRUD function's values win where both set one
-            if spec is not None:
-                environment.update(_app_variables(spec.environment))
-        environment.setdefault("POWERTOOLS_SERVICE_NAME", "tasks")
-        environment.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTasks")
+        for spec in functions.values():  # one process serves every function: their variables together
+            environment.update({k: v for k, v in spec.environment.items() if not k.startswith(("AWS_", "_"))})
         environment.update(
             {
-                "TABLE_NAME": o.table_name,
-                "BUCKET_NAME": o.bucket_name,
-                "JWT_ISSUER": issuer.issuer,
+                "JWT_ISSUER": self.issuer.issuer,
                 "JWT_AUDIENCE": o.audience,
-                "JWKS_URL": issuer.jwks_url,
+                "JWKS_URL": self.issuer.jwks_url,
                 "CURSOR_SECRET": cursor_secret(o.state_dir),
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                **aws.local_aws_environment(
-                    dynamodb_endpoint=o.dynamodb_endpoint or servers.moto.url, s3_endpoint=servers.moto.url
-                ),
+                **aws.local_aws_environment(dynamodb_endpoint=self.dynamodb_endpoint, s3_endpoint=self.aws_endpoint),
+                **o.environment,
             }
         )
-        if streaming is not None:
-            environment.setdefault("EXPORT_TIMEOUT_SECONDS", str(streaming.timeout_seconds))
-        environment.update(o.environment)
         for name, value in environment.items():
             self._saved_environment.setdefault(name, os.environ.get(name))
             if value is None:
@@ -311,84 +245,63 @@ class LocalStack:
         self.environment = {name: value for name, value in environment.items() if value is not None}
         if str(o.src_dir) not in sys.path:
             sys.path.insert(0, str(o.src_dir))
-        handlers = [spec.handler.rpartition(".")[0] for spec in functions.values() if spec is not streaming]
-        start_fresh([*handlers, (o.streaming_app or self._streaming_app_path(streaming)).partition(":")[0]])
-        return crud, streaming
+        modules = [spec.handler.rpartition(".")[0] for spec in functions.values()] + [self._streaming_app()[0]]
+        for name in modules:  # a new stack is a new execution environment: the cold start runs again
+            if name in sys.modules:
+                importlib.reload(sys.modules[name])
 
-    def _start_apps(
-        self, servers: _Servers, issuer: LocalIssuer, crud: FunctionSpec, streaming: FunctionSpec | None
-    ) -> None:
+    def _start_apps(self) -> None:
         o = self.options
         apis = self.template.http_apis()
         if len(apis) != 1:
             raise TemplateError(f"expected one HTTP API in the template, found {sorted(apis) or 'none'}")
         (api,) = apis.values()
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
-        functions = {
-            logical_id: LambdaFunction.from_spec(self.template.function(logical_id), o.src_dir, lock=self._lock)
-            for logical_id in sorted({route.function for route in api.routes})
-        }
-        authorizer = JwtAuthorizer(issuer.issuer, o.audience, RemoteJwks(issuer.issuer))
-        servers.api.app = HttpApiEmulator(api, functions, authorizer, log=o.access_log)
-        crud_function = functions.get(crud.logical_id) or LambdaFunction.from_spec(crud, o.src_dir, lock=self._lock)
-        servers.url.app = FunctionUrlEmulator(crud_function, crud.url, log=o.access_log)
-        if servers.export is not None:
-            app = import_from_string(o.streaming_app or self._streaming_app_path(streaming))
-            cors = streaming.url.cors if streaming is not None and streaming.url is not None else None
-            servers.export.app = app if cors is None else with_cors(app, cors)
-        if o.serve_notifications:
-            self.events = self._event_bus(servers, functions)
-        servers.api.start()
-        servers.url.start()
-        if servers.export is not None:
-            servers.export.start()
+        loaded: dict[str, LambdaFunction] = {}
 
-    def _event_bus(self, servers: _Servers, loaded: Mapping[str, LambdaFunction]) -> EventBus | None:
-        """The template's EventBridge rules, fed with the bucket's `Object Created` events when it enables them."""
-        o = self.options
+        def function(logical_id: str) -> LambdaFunction:
+            if logical_id not in loaded:
+                loaded[logical_id] = LambdaFunction.from_spec(self.functions[logical_id], o.src_dir, lock=self._lock)
+            return loaded[logical_id]
+
+        routed = sorted({route.function for route in api.routes})
+        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience, RemoteJwks(self.issuer.issuer))
+        self._api.app = HttpApiEmulator(api, {name: function(name) for name in routed}, authorizer, log=o.access_log)
+        crud = [self.functions[name] for name in routed if self.functions[name].url is not None]
+        if len(crud) != 1:
+            found = [spec.logical_id for spec in crud] or "none"
+            raise TemplateError(f"expected one function with HttpApi routes and a function URL, found {found}")
+        self._url.app = FunctionUrlEmulator(function(crud[0].logical_id), crud[0].url, log=o.access_log)
+        module, streaming = self._streaming_app()
+        app = import_from_string(module)
+        cors = streaming.url.cors if streaming is not None and streaming.url is not None else None
+        self._export.app = app if cors is None else with_cors(app, cors)
+        self.events = self._event_bus(function)
+        for server in (self._api, self._url, self._export):
+            server.start()
+
+    def _event_bus(self, function: Callable[[str], LambdaFunction]) -> EventBus | None:
+        """The template's EventBridge rules, fed with `Object Created` events of the buckets that enable them."""
         rules = self.template.event_rules()
-        if not rules or not self.template.bucket().eventbridge:
+        buckets = [name for logical_id, name in self.buckets.items() if self.template.bucket(logical_id).eventbridge]
+        if not rules or not buckets:
             return None
-        functions = dict(loaded)
-        for logical_id in sorted({rule.function for rule in rules} - set(functions)):
-            spec = self.template.function(logical_id)
-            try:
-                functions[logical_id] = LambdaFunction.from_spec(spec, o.src_dir, lock=self._lock)
-            except (ImportError, AttributeError) as error:
-                print(f"local stack: no upload events for {logical_id} ({spec.handler}): {error}", file=sys.stderr)
-        bus = EventBus(rules, functions, log=o.access_log or sys.stderr).start()
-        s3 = aws.client("s3", servers.moto.url)
-        servers.moto.observers.append(S3Notifications([o.bucket_name], bus, lambda: s3).observe)
-        servers.moto.gates.append(drain_endpoint(bus))
+        functions = {rule.function: function(rule.function) for rule in rules}
+        bus = EventBus(rules, functions, log=self.options.access_log or sys.stderr)
+        s3 = aws.client("s3", self.aws_endpoint)
+        self._moto.observers.append(S3Notifications(buckets, bus.start(), lambda: s3).observe)
+        self._moto.gates.append(drain_endpoint(bus))
         return bus
 
-    def _crud_function(self, functions: Mapping[str, FunctionSpec]) -> FunctionSpec:
-        routed = {route.function for route in self.template.http_api_routes()}
-        candidates = [spec for name, spec in functions.items() if name in routed and spec.url is not None]
-        if len(candidates) != 1:
-            raise TemplateError(
-                "expected one function with both HttpApi routes and a FunctionUrlConfig (the CRUD function), "
-                f"found {[spec.logical_id for spec in candidates] or 'none'}"
-            )
-        return candidates[0]
-
-    @staticmethod
-    def _streaming_function(functions: Mapping[str, FunctionSpec]) -> FunctionSpec | None:
-        streaming = [spec for spec in functions.values() if spec.url and spec.url.invoke_mode == "RESPONSE_STREAM"]
-        return streaming[0] if len(streaming) == 1 else None
-
-    def _streaming_app_path(self, spec: FunctionSpec | None) -> str:
-        """`module:app` from the streaming function's run.sh (`exec ... uvicorn streaming.app:app ...`)."""
-        if spec is not None:
-            for script in (self.options.src_dir / spec.handler, self.options.src_dir / "streaming" / "run.sh"):
-                if script.is_file():
-                    found = re.search(r"uvicorn\b[^\n]*?\s([A-Za-z_][\w.]*:[A-Za-z_]\w*)", script.read_text())
-                    if found:
-                        return found.group(1)
-        return DEFAULT_STREAMING_APP
-
-
-DRAIN_PATH = "/_local/events/drain"
+    def _streaming_app(self) -> tuple[str, FunctionSpec | None]:
+        """`module:app` from the run.sh of the function whose URL streams (`exec ... uvicorn streaming.app:app`)."""
+        for spec in self.template.functions().values():
+            script = self.options.src_dir / spec.handler
+            if spec.url and spec.url.invoke_mode == "RESPONSE_STREAM" and script.is_file():
+                found = re.search(r"uvicorn\b[^\n]*?\s([A-Za-z_][\w.]*:[A-Za-z_]\w*)", script.read_text())
+                if found:
+                    return found.group(1), spec
+        raise TemplateError("no function with a RESPONSE_STREAM URL whose handler script runs uvicorn")
 
 
 def drain_endpoint(bus: EventBus) -> Callable[[HttpRequest], HttpResponse | None]:
@@ -419,11 +332,6 @@ def with_cors(app: Any, cors: CorsConfig) -> Any:
     )
 
 
-def _app_variables(environment: Mapping[str, str]) -> dict[str, str | None]:
-    """A function's template variables, minus the Lambda/adapter ones (AWS_*) that make no sense in-process."""
-    return {name: value for name, value in environment.items() if not name.startswith(("AWS_", "_"))}
-
-
 def cursor_secret(state_dir: Path = STATE_DIR) -> str:
     """The local CURSOR_SECRET: made once, kept in .local/cursor-secret (mode 0600)."""
     path = state_dir / "cursor-secret"
@@ -435,13 +343,8 @@ def cursor_secret(state_dir: Path = STATE_DIR) -> str:
     return path.read_text().strip()
 
 
-def start_fresh(module_names: Sequence[str]) -> None:
-    """Run the cold start of these already imported modules again, with the environment as it is now.
-
-    Each function reads its settings once, at cold start, as in Lambda; a new stack in the same process
-    has a new environment, as a new execution environment would.
-    """
-    for name in module_names:
-        module = sys.modules.get(name)
-        if isinstance(module, ModuleType):
-            importlib.reload(module)
+def _local_names(logical_ids: list[str], first: str) -> dict[str, str]:
+    return {
+        logical_id: first if index == 0 else f"{first}-{logical_id.lower()}"
+        for index, logical_id in enumerate(logical_ids)
+    }

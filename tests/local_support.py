@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from local import REPO_ROOT
 from local.authorizer import JwtAuthorizer, static_jwks
 from local.dynamodb_local import DynamoDBLocal, start_dynamodb_local
 from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
 from local.runtime import LambdaContext, LambdaFunction
+from local.specs import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
 from local.stack import DRAIN_PATH, LocalStack
-from local.template import REPO_ROOT, ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
 
 TEST_ISSUER = "https://issuer.local.test"
 TEST_AUDIENCE = "local-test-audience"

@@ -16,7 +16,8 @@ from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
 from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
 from local.runtime import LambdaContext
 from local.server import HttpServer
-from local.template import CorsConfig, FunctionUrlSpec, Template
+from local.specs import CorsConfig, FunctionUrlSpec
+from local.template import Template
 from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
 
 TASK_ROUTES = [
