@@ -16,7 +16,18 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from local import LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
 from local.server import HttpServer, read_request, send
-from local.template import Template
+from local.template import Template, require_resolved, truthy
+
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "StreamSpecification")
+_INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+_CORS_RULE = {  # put_bucket_cors key: CloudFormation key
+    "ID": "Id",
+    "AllowedHeaders": "AllowedHeaders",
+    "AllowedMethods": "AllowedMethods",
+    "AllowedOrigins": "AllowedOrigins",
+    "ExposeHeaders": "ExposedHeaders",
+    "MaxAgeSeconds": "MaxAge",
+}
 
 DEFAULT_AWS_PORT = 5000
 LOCAL_ACCESS_KEY_ID = "local"
@@ -92,12 +103,36 @@ def port_taken(host: str, port: int) -> bool:
 # --- resources from the template ----------------------------------------------------------------------
 
 
+def table_definition(
+    logical_id: str | None = None, *, table_name: str | None = None, template: Template | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for boto3 `create_table` from a table of the template (the only one by default).
+
+    Properties `create_table` does not take (TTL, PITR, SSE, deletion protection, ...) are left out.
+    """
+    template = template or Template.load()
+    name = template.only("AWS::DynamoDB::Table", logical_id)
+    properties = template.properties(name, "AWS::DynamoDB::Table")
+    definition: dict[str, Any] = {key: properties[key] for key in _TABLE_KEYS if key in properties}
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if properties.get(key):
+            definition[key] = [{k: index[k] for k in _INDEX_KEYS if k in index} for index in properties[key]]
+    if definition.setdefault("BillingMode", "PROVISIONED") == "PAY_PER_REQUEST":
+        for throughput in [definition, *definition.get("GlobalSecondaryIndexes", [])]:
+            throughput.pop("ProvisionedThroughput", None)
+    for throughput in [definition, *definition.get("GlobalSecondaryIndexes", [])]:
+        if "ProvisionedThroughput" in throughput:
+            throughput["ProvisionedThroughput"] = {k: int(v) for k, v in throughput["ProvisionedThroughput"].items()}
+    require_resolved(definition, f"table {name}")
+    return definition if table_name is None else {"TableName": table_name, **definition}
+
+
 def create_table(
     dynamodb: Any, template: Template, table_name: str, logical_id: str | None = None, *, wait_seconds: float = 60
-) -> bool:
-    """Create a table of the template as `table_name` unless it exists; True when it was created."""
+) -> None:
+    """Create a table of the template as `table_name` unless it exists, with its time to live."""
     try:
-        dynamodb.create_table(**template.table_definition(logical_id, table_name=table_name))
+        dynamodb.create_table(**table_definition(logical_id, table_name=table_name, template=template))
         created = True
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
@@ -108,32 +143,47 @@ def create_table(
         if time.monotonic() > deadline:
             raise TimeoutError(f"table {table_name} is not ACTIVE after {wait_seconds} s")
         time.sleep(0.1)
-    ttl = template.time_to_live(logical_id)
-    if created and ttl:
+    name = template.only("AWS::DynamoDB::Table", logical_id)
+    ttl = template.properties(name, "AWS::DynamoDB::Table").get("TimeToLiveSpecification")
+    if created and ttl and ttl.get("AttributeName"):
+        spec = {"AttributeName": ttl["AttributeName"], "Enabled": truthy(ttl.get("Enabled", True))}
         try:
-            dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+            dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=spec)
         except ClientError as exc:  # an emulator without TTL support still serves the table
             logging.getLogger(__name__).warning("TTL not set on %s: %s", table_name, exc)
-    return created
 
 
 def create_bucket(s3: Any, template: Template, bucket_name: str, logical_id: str | None = None) -> None:
-    """Create a bucket of the template as `bucket_name` (versioning, CORS, encryption, public access block)."""
-    spec = template.bucket(logical_id)
+    """Create a bucket of the template as `bucket_name`: versioning, CORS, AES256 encryption, public access block."""
+    properties = template.properties(template.only("AWS::S3::Bucket", logical_id), "AWS::S3::Bucket")
     try:
         s3.create_bucket(Bucket=bucket_name)
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
-    if spec.versioning:
+    if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
         s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
-    if spec.cors_rules:
-        s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": list(spec.cors_rules)})
-    if spec.encryption_rules:
-        rules = {"Rules": list(spec.encryption_rules)}
-        s3.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=rules)
-    if spec.public_access_block:
-        s3.put_public_access_block(Bucket=bucket_name, PublicAccessBlockConfiguration=dict(spec.public_access_block))
+    rules = []
+    for rule in (properties.get("CorsConfiguration") or {}).get("CorsRules") or []:
+        converted = {key: rule[name] for key, name in _CORS_RULE.items() if rule.get(name) is not None}
+        rules.append({**converted, "MaxAgeSeconds": int(rule["MaxAge"])} if "MaxAge" in rule else converted)
+    require_resolved(rules, f"the CORS rules of bucket {bucket_name}")
+    if rules:
+        s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": rules})
+    encryption = (properties.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
+    if any((rule.get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") == "AES256" for rule in encryption):
+        aes = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}  # KMS: AWS's business
+        s3.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=aes)
+    block = properties.get("PublicAccessBlockConfiguration")
+    if block:
+        configuration = {key: truthy(value) for key, value in block.items()}
+        s3.put_public_access_block(Bucket=bucket_name, PublicAccessBlockConfiguration=configuration)
+
+
+def sends_events(template: Template, logical_id: str) -> bool:
+    """Whether the bucket sends its events to EventBridge (NotificationConfiguration.EventBridgeConfiguration)."""
+    notifications = template.properties(logical_id, "AWS::S3::Bucket").get("NotificationConfiguration") or {}
+    return truthy((notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled", False))
 
 
 def local_aws_environment(

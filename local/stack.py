@@ -37,7 +37,7 @@ from typing import Any, TextIO
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.importer import import_from_string
 
-from local import STATE_DIR, aws, dynamodb_local
+from local import STATE_DIR, aws, dynamodb_local, specs
 from local.authorizer import JwtAuthorizer, RemoteJwks
 from local.events import HttpRequest, HttpResponse
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator
@@ -221,7 +221,7 @@ class LocalStack:
     def _configure(self) -> None:
         """Set the apps' environment variables, as Lambda would from the template (plus the local values)."""
         o = self.options
-        self.functions = functions = self.template.functions()
+        self.functions = functions = specs.functions(self.template)
         environment: dict[str, str | None] = {}
         for spec in functions.values():  # one process serves every function: their variables together
             environment.update({k: v for k, v in spec.environment.items() if not k.startswith(("AWS_", "_"))})
@@ -252,7 +252,7 @@ class LocalStack:
 
     def _start_apps(self) -> None:
         o = self.options
-        apis = self.template.http_apis()
+        apis = specs.http_apis(self.template)
         if len(apis) != 1:
             raise TemplateError(f"expected one HTTP API in the template, found {sorted(apis) or 'none'}")
         (api,) = apis.values()
@@ -282,8 +282,8 @@ class LocalStack:
 
     def _event_bus(self, function: Callable[[str], LambdaFunction]) -> EventBus | None:
         """The template's EventBridge rules, fed with `Object Created` events of the buckets that enable them."""
-        rules = self.template.event_rules()
-        buckets = [name for logical_id, name in self.buckets.items() if self.template.bucket(logical_id).eventbridge]
+        rules = specs.event_rules(self.template)
+        buckets = [name for logical_id, name in self.buckets.items() if aws.sends_events(self.template, logical_id)]
         if not rules or not buckets:
             return None
         functions = {rule.function: function(rule.function) for rule in rules}
@@ -295,7 +295,7 @@ class LocalStack:
 
     def _streaming_app(self) -> tuple[str, FunctionSpec | None]:
         """`module:app` from the run.sh of the function whose URL streams (`exec ... uvicorn streaming.app:app`)."""
-        for spec in self.template.functions().values():
+        for spec in specs.functions(self.template).values():
             script = self.options.src_dir / spec.handler
             if spec.url and spec.url.invoke_mode == "RESPONSE_STREAM" and script.is_file():
                 found = re.search(r"uvicorn\b[^\n]*?\s([A-Za-z_][\w.]*:[A-Za-z_]\w*)", script.read_text())

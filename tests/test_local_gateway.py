@@ -16,7 +16,7 @@ from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
 from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
 from local.runtime import LambdaContext
 from local.server import HttpServer
-from local.specs import CorsConfig, FunctionUrlSpec
+from local.specs import CorsConfig, FunctionUrlSpec, http_api_routes, http_apis
 from local.template import Template
 from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
 
@@ -54,8 +54,8 @@ def body(response: Any) -> Any:
 
 def test_routes_are_read_from_the_template() -> None:
     template = Template.load()
-    routes = template.http_api_routes()
-    table = RouteTable(route for api in template.http_apis().values() for route in api.routes)
+    routes = http_api_routes(template)
+    table = RouteTable(route for api in http_apis(template).values() for route in api.routes)
 
     matched = table.match("GET", "/tasks/01ABC")
 

@@ -9,6 +9,7 @@ import requests
 from local import aws
 from local.events import HttpRequest, HttpResponse
 from local.notifications import EventBus, S3Notifications, matches, object_created
+from local.specs import event_rules
 from local.template import Template
 from tests.local_support import FakeHandler, fake_function
 
@@ -25,7 +26,7 @@ def s3_event(bucket: str = BUCKET, key: str = "attachments/alice/t1/a1", **detai
 
 def test_the_template_rule_matches_attachment_uploads_to_its_bucket_only() -> None:
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
-    (rule,) = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    (rule,) = [rule for rule in event_rules(template) if rule.pattern.get("source") == ["aws.s3"]]
 
     assert matches(rule.pattern, s3_event())
     assert not matches(rule.pattern, s3_event(key="exports/alice/x"))
@@ -103,7 +104,7 @@ def moto() -> Iterator[aws.MotoServer]:
 def test_uploads_reach_the_rule_function_with_s3_event_fields(moto: aws.MotoServer) -> None:
     # Given the template's rule, a fake function behind it, and the bus watching the AWS stand-in
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
-    rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    rules = [rule for rule in event_rules(template) if rule.pattern.get("source") == ["aws.s3"]]
     handler = FakeHandler({"outcome": "ok"})
     bus = EventBus(rules, {rules[0].function: fake_function(handler)}).start()
     s3 = aws.client("s3", moto.url)
@@ -146,7 +147,7 @@ def test_a_failing_function_is_retried_twice_then_given_up(moto: aws.MotoServer)
         raise RuntimeError("cannot handle it")
 
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
-    rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    rules = [rule for rule in event_rules(template) if rule.pattern.get("source") == ["aws.s3"]]
     bus = EventBus(rules, {rules[0].function: fake_function(failing)}).start()
     s3 = aws.client("s3", moto.url)
     moto.observers.append(S3Notifications([BUCKET], bus, lambda: s3).observe)
