@@ -2,7 +2,7 @@
 
 Unit tests of the emulators, no AWS and no network:
 
-- `issuer = make_issuer()`: tokens signed with a key made for this run (`issuer.bad_tokens("alice")` too);
+- `issuer = make_issuer()`: tokens signed with a key made for this run (`bad_tokens(issuer, "alice")` too);
 - `handler = FakeHandler()`: a stand-in Lambda handler that records its events;
 - `api = HttpApiEmulator(api_spec([...]), {"Fn": fake_function(handler)}, authorizer_for(issuer))`, then
   `api(request("GET", "/tasks/1", headers=issuer.bearer("alice")))`.

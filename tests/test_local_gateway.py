@@ -13,11 +13,12 @@ import pytest
 from local.events import HttpRequest, InvalidLambdaResponse, RequestIdentity, build_event
 from local.events import to_http_response as translate
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
-from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
+from local.issuer import LocalIssuer
 from local.runtime import LambdaContext
 from local.server import HttpServer
 from local.specs import CorsConfig, FunctionUrlSpec, http_api_routes, http_apis
 from local.template import Template
+from tests.bad_tokens import BAD_TOKEN_KINDS, bad_tokens
 from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
 
 TASK_ROUTES = [
@@ -146,7 +147,7 @@ def test_no_token_is_401_with_www_authenticate_and_the_function_is_not_called(
 def test_a_bad_token_is_401_and_the_function_is_not_called(
     api: HttpApiEmulator, signer: LocalIssuer, handler: FakeHandler, kind: str
 ) -> None:
-    token = signer.bad_tokens("alice")[kind]
+    token = bad_tokens(signer, "alice")[kind]
 
     response = api(request("GET", "/tasks/1", headers={"Authorization": f"Bearer {token}"}))
 
@@ -156,7 +157,7 @@ def test_a_bad_token_is_401_and_the_function_is_not_called(
 
 
 def test_the_www_authenticate_header_says_why(api: HttpApiEmulator, signer: LocalIssuer) -> None:
-    bad = signer.bad_tokens("alice")
+    bad = bad_tokens(signer, "alice")
 
     def reason(token: str) -> str:
         return api(request("GET", "/tasks", headers={"Authorization": f"Bearer {token}"})).header("www-authenticate")

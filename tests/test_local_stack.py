@@ -15,6 +15,7 @@ import requests
 from local.aws import client
 from local.issuer import DEFAULT_ISSUER, LocalIssuer
 from local.stack import LocalStack
+from tests.bad_tokens import bad_tokens
 from tests.local_support import start_dynamodb_local, start_local_stack, start_stack_process
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ def test_every_entry_point_serves_the_owner_and_refuses_bad_tokens(stack: LocalS
     assert through_api.json() == through_url.json()
     assert [json.loads(line) for line in exported.text.splitlines()][-1] == {"_end": {"count": 1, "nextCursor": None}}
     assert as_bob.status_code == 404
-    for kind, token in stack.issuer.bad_tokens("alice").items():
+    for kind, token in bad_tokens(stack.issuer, "alice").items():
         headers = {"authorization": f"Bearer {token}"}
         for url in (f"{stack.api_url}/tasks", f"{stack.function_url}/tasks", f"{stack.export_url}/tasks/export"):
             assert requests.get(url, headers=headers, timeout=10).status_code == 401, (kind, url)
