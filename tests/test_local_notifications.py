@@ -39,18 +39,11 @@ def test_the_template_rule_matches_attachment_uploads_to_its_bucket_only() -> No
     [
         ({"a": ["x", "y"]}, {"a": "y"}, True),
         ({"a": ["x"]}, {"a": ["z", "x"]}, True),
+        ({"a": ["x"]}, {"a": "z"}, False),
         ({"a": ["x"]}, {}, False),
-        ({"a": [{"exists": False}]}, {}, True),
-        ({"a": [{"exists": True}]}, {"a": None}, True),
         ({"a": [{"prefix": "att"}]}, {"a": "attachments/x"}, True),
-        ({"a": [{"suffix": ".png"}]}, {"a": "x.PNG"}, False),
-        ({"a": [{"suffix": {"equals-ignore-case": ".png"}}]}, {"a": "x.PNG"}, True),
-        ({"a": [{"anything-but": ["x", "y"]}]}, {"a": "z"}, True),
-        ({"a": [{"anything-but": {"prefix": "tmp/"}}]}, {"a": "tmp/1"}, False),
-        ({"a": [{"wildcard": "attachments/*/t?"}]}, {"a": "attachments/u/t?"}, True),
-        ({"a": [{"wildcard": "attachments/*/t?"}]}, {"a": "attachments/u/t1"}, False),
-        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 5}, True),
-        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 6}, False),
+        ({"a": [{"prefix": "att"}]}, {"a": "exports/att"}, False),
+        ({"a": [{"prefix": "att"}]}, {"a": 5}, False),
         ({"a": {"b": ["x"]}}, {"a": {"b": "x"}}, True),
         ({"a": {"b": ["x"]}}, {"a": "x"}, False),
     ],
@@ -59,6 +52,14 @@ def test_event_patterns_match_as_eventbridge_matches_them(
     pattern: dict[str, Any], event: dict[str, Any], expected: bool
 ) -> None:
     assert matches(pattern, event) is expected
+
+
+@pytest.mark.parametrize(
+    "operator", [{"suffix": ".png"}, {"anything-but": "x"}, {"exists": True}, {"numeric": [">", 0]}]
+)
+def test_a_pattern_operator_the_template_does_not_use_is_refused(operator: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="not emulated locally"):
+        matches({"a": [operator]}, {"a": "x.png"})
 
 
 def created(
