@@ -37,7 +37,12 @@ LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 - moto's stand-in credentials, n
 def client(service: str, endpoint: str) -> Any:
     """A boto3 client for a local endpoint, with local credentials and few retries."""
     session = boto3.session.Session(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, region_name=LOCAL_REGION)
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=2,
+        read_timeout=30,
+        signature_version="s3v4" if service == "s3" else None,  # as the app signs (POST policies: SigV4 only)
+    )
     return session.client(service, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
 
 

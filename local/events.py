@@ -6,7 +6,7 @@ function URL emulator cannot drift apart:
 - headers lower-cased, repeated headers joined with commas; `cookie` headers moved to `cookies`;
 - `queryStringParameters` decoded, repeated keys joined with commas; `rawQueryString` as sent;
 - the body as text when the content type is textual, else base64 with `isBase64Encoded: true`;
-- the result: `statusCode`/`headers`/`multiValueHeaders`/`cookies`/`body`/`isBase64Encoded`, or any other
+- the result: `statusCode`/`headers`/`cookies`/`body`/`isBase64Encoded`, or any other
   JSON value as a "simple" response (200, `application/json`).
 """
 
@@ -203,10 +203,6 @@ def to_http_response(result: Any) -> HttpResponse:
     headers: list[tuple[str, str]] = []
     for name, value in (result.get("headers") or {}).items():
         headers.append((str(name), _header_text(value)))
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        for value in values if isinstance(values, list) else [values]:
-            if (str(name), _header_text(value)) not in headers:
-                headers.append((str(name), _header_text(value)))
     for cookie in result.get("cookies") or []:
         headers.append(("set-cookie", str(cookie)))
     body = result.get("body")

@@ -1,23 +1,18 @@
-"""The HTTP API emulator and the function URL emulator, over a small threaded HTTP server.
+"""The HTTP API emulator and the function URL emulator: plain callables `HttpRequest -> HttpResponse`.
 
-`HttpApiEmulator` does what API Gateway does for an HTTP API declared in template.yaml: it matches the
-request against the template's routes (unmatched: 404 `{"message":"Not Found"}`), answers CORS
-preflights from the API's CorsConfiguration, runs the route's JWT authorizer (failure: 401
-`{"message":"Unauthorized"}` with `www-authenticate`, and the function is not called), builds the
-payload 2.0 event with the token's claims and invokes the function.
-
-`FunctionUrlEmulator` does what a function URL with `AuthType: NONE` does: every method and path goes to
-the function as a payload 2.0 event with routeKey `$default` and no authorizer.
-
-Both are plain callables `HttpRequest -> HttpResponse` (unit tests call them directly with fake
-handlers); `local.server.HttpServer` puts one on a loopback port.
+`HttpApiEmulator` does what API Gateway does for the HTTP API of template.yaml: it matches the request
+against the template's routes (unmatched: 404 `{"message":"Not Found"}`), answers CORS preflights from
+the API's CorsConfiguration, runs the route's JWT authorizer (failure: 401 `{"message":"Unauthorized"}`
+with `www-authenticate`, and the function is not called), then invokes the function with a payload 2.0
+event carrying the token's claims. `FunctionUrlEmulator` does what a function URL with `AuthType: NONE`
+does: every method and path goes to the function, routeKey `$default`, no authorizer.
 """
 
 import fnmatch
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import TextIO
 from urllib.parse import unquote
 
 from local.authorizer import AuthorizerError, JwtAuthorizer
@@ -34,65 +29,28 @@ from local.runtime import InvocationError, LambdaFunction
 from local.server import MAX_REQUEST_BYTES
 from local.specs import ApiRoute, CorsConfig, FunctionUrlSpec, HttpApiSpec
 
-# --- routes -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _CompiledRoute:
-    route: ApiRoute
-    segments: tuple[str, ...]
-
-    @property
-    def priority(self) -> tuple[Any, ...]:
-        # API Gateway picks the most specific match: literal segments over {param} over {greedy+},
-        # left to right; then an explicit method over ANY.
-        kinds = tuple(2 if s.endswith("+}") else 1 if s.startswith("{") else 0 for s in self.segments)
-        return (kinds, -len(self.segments), self.route.method == "ANY")
-
-    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
-        parameters: dict[str, str] = {}
-        for index, pattern in enumerate(self.segments):
-            if pattern.startswith("{") and pattern.endswith("+}"):
-                rest = segments[index:]
-                if not rest or not rest[0]:
-                    return None
-                parameters[pattern[1:-2]] = unquote("/".join(rest))
-                return parameters
-            if index >= len(segments):
-                return None
-            if pattern.startswith("{") and pattern.endswith("}"):
-                if not segments[index]:
-                    return None
-                parameters[pattern[1:-1]] = unquote(segments[index])
-            elif unquote(segments[index]) != pattern:
-                return None
-        return parameters if len(segments) == len(self.segments) else None
-
 
 class RouteTable:
-    """The routes of one HTTP API, matched as API Gateway matches them."""
+    """The routes of one HTTP API (literal segments and `{parameters}`, as the template declares them),
+    matched as API Gateway matches them: a literal segment wins over a parameter, left to right."""
 
     def __init__(self, routes: Iterable[ApiRoute]):
-        compiled = [_CompiledRoute(route, _segments(route.path)) for route in routes]
-        self._routes = sorted(compiled, key=lambda item: item.priority)
+        def specificity(route: ApiRoute) -> tuple[bool, ...]:
+            return tuple(segment.startswith("{") for segment in route.path.split("/"))
 
-    @property
-    def routes(self) -> list[ApiRoute]:
-        return [item.route for item in self._routes]
+        self.routes = sorted(routes, key=specificity)
 
     def match(self, method: str, raw_path: str) -> tuple[ApiRoute, dict[str, str]] | None:
-        segments = _segments(raw_path)
-        for item in self._routes:
-            if item.route.method not in (method.upper(), "ANY"):
+        segments = raw_path.split("/")
+        for route in self.routes:
+            patterns = route.path.split("/")
+            if route.method != method.upper() or len(patterns) != len(segments):
                 continue
-            parameters = item.match(segments)
-            if parameters is not None:
-                return item.route, parameters
+            parameters = {p[1:-1]: unquote(s) for p, s in zip(patterns, segments, strict=True) if p.startswith("{")}
+            literals = all(p == unquote(s) for p, s in zip(patterns, segments, strict=True) if not p.startswith("{"))
+            if literals and all(parameters.values()):
+                return route, parameters
         return None
-
-
-def _segments(path: str) -> tuple[str, ...]:
-    return tuple(path.split("/")[1:]) if path.startswith("/") else tuple(path.split("/"))
 
 
 # --- CORS ---------------------------------------------------------------------------------------------
@@ -212,9 +170,9 @@ class HttpApiEmulator(_Endpoint):
         authorizer = None
         if route.authorizer is not None and self.authorizer is not None:  # __init__ checked it is there
             try:
-                authorizer = self.authorizer.authorize(request, route)
+                authorizer = self.authorizer.authorize(request.header(route.authorizer.identity_header))
             except AuthorizerError as error:
-                self._note(f"{route.route_key}: {error.status} {error.description}")
+                self._note(f"{route.route_key}: 401 {error.description}")
                 return error.response()
         event = build_event(
             request,

@@ -35,7 +35,6 @@ class CorsConfig:
 class JwtAuthorizerSpec:
     name: str
     identity_header: str  # from IdentitySource `$request.header.Authorization`
-    scopes: tuple[str, ...] = ()  # the authorizer's default AuthorizationScopes
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ class ApiRoute:
     path: str
     function: str
     authorizer: JwtAuthorizerSpec | None
-    scopes: tuple[str, ...] = ()
 
     @property
     def route_key(self) -> str:
@@ -148,7 +146,7 @@ def http_api_routes(template: Template | None = None) -> list[RouteSpec]:
 
 
 def http_apis(template: Template) -> dict[str, HttpApiSpec]:
-    """Each HTTP API with its routes, their JWT authorizer and scopes, and its CORS configuration."""
+    """Each HTTP API with its routes, their JWT authorizer, and its CORS configuration (scopes: not emulated)."""
     routes: dict[str, list[ApiRoute]] = {}
     for function_id, where, raw in _events(template, "HttpApi"):
         if "Path" not in raw or "Method" not in raw:
@@ -163,9 +161,8 @@ def http_apis(template: Template) -> dict[str, HttpApiSpec]:
         authorizer = None
         if authorizer_name and authorizer_name != "NONE":
             authorizer = _jwt_authorizer(api_id, api, str(authorizer_name))
-        scopes = tuple(auth.get("AuthorizationScopes") or (authorizer.scopes if authorizer else ()))
         method, path = str(properties["Method"]).upper(), str(properties["Path"])
-        routes.setdefault(api_id, []).append(ApiRoute(method, path, function_id, authorizer, scopes))
+        routes.setdefault(api_id, []).append(ApiRoute(method, path, function_id, authorizer))
     specs = {}
     for api_id, api_routes in routes.items():
         properties = _http_api(template, api_id)
@@ -194,7 +191,7 @@ def _jwt_authorizer(api_id: str, api: Mapping[str, Any], name: str) -> JwtAuthor
     if not source.startswith("$request.header."):
         raise TemplateError(f"{api_id} authorizer {name}: identity source {source} is not a header")
     header = source.removeprefix("$request.header.").lower()
-    return JwtAuthorizerSpec(name, header, tuple(spec.get("AuthorizationScopes") or ()))
+    return JwtAuthorizerSpec(name, header)
 
 
 def _cors(value: Any) -> CorsConfig | None:

@@ -102,20 +102,11 @@ def api_spec(
     routes: Iterable[tuple[str, str] | tuple[str, str, str]],
     *,
     authorizer: JwtAuthorizerSpec | None = JWT,
-    scopes: Mapping[str, tuple[str, ...]] | None = None,
     cors: CorsConfig | None = None,
     stage: str = "$default",
 ) -> HttpApiSpec:
-    """An HTTP API of `(method, path[, function])` routes (function defaults to "Fn"), all behind `authorizer`.
-
-    `scopes` maps a route key (`"GET /admin"`) to the scopes it requires.
-    """
-    built = []
-    for route in routes:
-        method, path = route[0], route[1]
-        function = route[2] if len(route) > 2 else "Fn"
-        key = f"{method} {path}"
-        built.append(ApiRoute(method, path, function, authorizer, (scopes or {}).get(key, ())))
+    """An HTTP API of `(method, path[, function])` routes (function defaults to "Fn"), all behind `authorizer`."""
+    built = [ApiRoute(route[0], route[1], route[2] if len(route) > 2 else "Fn", authorizer) for route in routes]
     return HttpApiSpec("TestApi", tuple(built), cors, stage)
 
 

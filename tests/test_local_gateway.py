@@ -69,22 +69,20 @@ def test_routes_are_read_from_the_template() -> None:
     assert table.match("PATCH", "/tasks") is None
 
 
-def test_a_literal_segment_wins_over_a_parameter_and_a_parameter_over_a_greedy_path() -> None:
-    table = RouteTable(
-        api_spec(
-            [("GET", "/tasks/{taskId}"), ("GET", "/tasks/export"), ("ANY", "/{proxy+}"), ("GET", "/{proxy+}")]
-        ).routes
-    )
+def test_a_literal_segment_wins_over_a_parameter_left_to_right() -> None:
+    routes = [("GET", "/{a}/{b}"), ("GET", "/tasks/{taskId}"), ("GET", "/tasks/export"), ("GET", "/{a}/export")]
+    table = RouteTable(api_spec(routes).routes)
 
-    def key(method: str, path: str) -> tuple[str, dict[str, str]]:
+    def key(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         matched = table.match(method, path)
-        assert matched is not None
-        return matched[0].route_key, matched[1]
+        return None if matched is None else (matched[0].route_key, matched[1])
 
     assert key("GET", "/tasks/export") == ("GET /tasks/export", {})
     assert key("GET", "/tasks/42") == ("GET /tasks/{taskId}", {"taskId": "42"})
-    assert key("GET", "/a/b/c") == ("GET /{proxy+}", {"proxy": "a/b/c"})
-    assert key("POST", "/a/b") == ("ANY /{proxy+}", {"proxy": "a/b"})
+    assert key("GET", "/users/export") == ("GET /{a}/export", {"a": "users"})
+    assert key("GET", "/users/42") == ("GET /{a}/{b}", {"a": "users", "b": "42"})
+    assert key("POST", "/tasks/42") is None
+    assert key("GET", "/tasks/42/more") is None
 
 
 def test_path_parameters_are_percent_decoded_and_never_empty() -> None:
@@ -193,19 +191,6 @@ def test_the_bearer_prefix_is_optional_as_on_api_gateway(
     assert handler.event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] == "alice"
 
 
-def test_a_route_with_scopes_is_403_without_one_of_them(signer: LocalIssuer, handler: FakeHandler) -> None:
-    spec = api_spec([("GET", "/admin")], scopes={"GET /admin": ("tasks/admin",)})
-    api = HttpApiEmulator(spec, {"Fn": fake_function(handler)}, authorizer_for(signer))
-
-    refused = api(request("GET", "/admin", headers=signer.bearer("alice")))
-    allowed = api(request("GET", "/admin", headers=signer.bearer("alice", scope="tasks/read tasks/admin")))
-
-    assert (refused.status, body(refused)) == (403, {"message": "Forbidden"})
-    assert 'error="insufficient_scope"' in refused.header("www-authenticate", "")
-    assert allowed.status == 200 and len(handler.calls) == 1
-    assert handler.event["requestContext"]["authorizer"]["jwt"]["scopes"] == ["tasks/read", "tasks/admin"]
-
-
 def test_a_route_without_authorizer_gets_no_authorizer_context(signer: LocalIssuer, handler: FakeHandler) -> None:
     api = HttpApiEmulator(api_spec([("GET", "/healthz")], authorizer=None), {"Fn": fake_function(handler)}, None)
 
@@ -311,7 +296,6 @@ def test_cookies_become_set_cookie_headers_and_a_base64_body_is_decoded() -> Non
         {
             "statusCode": 201,
             "headers": {"Content-Type": "image/png", "ETag": '"v1"'},
-            "multiValueHeaders": {"Vary": ["Origin", "Accept"]},
             "cookies": ["a=1; Path=/; HttpOnly", "b=2"],
             "body": base64.b64encode(b"\x89PNG\x00\xff").decode(),
             "isBase64Encoded": True,
@@ -321,7 +305,7 @@ def test_cookies_become_set_cookie_headers_and_a_base64_body_is_decoded() -> Non
     assert response.status == 201
     assert response.body == b"\x89PNG\x00\xff"
     assert [value for name, value in response.headers if name == "set-cookie"] == ["a=1; Path=/; HttpOnly", "b=2"]
-    assert response.header("etag") == '"v1"' and response.header("vary") == "Origin,Accept"
+    assert response.header("etag") == '"v1"'
 
 
 @pytest.mark.parametrize(
