@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def banner(stack: LocalStack) -> str:
-    api, export, token = stack.api_url, stack.export_url, stack.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+    api, export, token = stack.api_url, stack.export_url, stack.issuer.token("alice", expires_in=BANNER_TOKEN_SECONDS)
     auth = '-H "Authorization: Bearer $TOKEN"'
     body = shlex.quote(json.dumps({"title": "Try the local stack", "priority": "high", "tags": ["demo"]}))
     first_id = shlex.quote('import json,sys; print(json.load(sys.stdin)["items"][0]["taskId"])')

@@ -56,11 +56,6 @@ class RemoteJwks:
             return document
 
 
-def static_jwks(jwks: Callable[[], Mapping[str, Any]]) -> JwksSource:
-    """A JwksSource from a function such as `LocalIssuer.jwks` (no HTTP: for unit tests)."""
-    return lambda refresh=False: jwks()
-
-
 class JwtAuthorizer:
     """An HTTP API JWT authorizer: RSA signature (key by kid from the JWKS), iss, aud or client_id, exp, nbf."""
 

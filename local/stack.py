@@ -1,24 +1,15 @@
-"""LocalStack: the whole local stack in this process, on loopback ports.
-
-    with LocalStack(port_api=0, port_export=0, port_url=0, port_issuer=0, port_aws=0) as stack:
-        requests.get(f"{stack.api_url}/tasks", headers=stack.issuer.bearer("alice"))
-
-What runs (ports are the `make run` defaults; 0 picks a free port):
+"""LocalStack: everything `make run` serves, in this process, on loopback ports (0 picks a free port).
 
 - 3003 the local JWT issuer (discovery document + JWKS);
-- 5000 moto server (DynamoDB and S3) with every table and bucket of template.yaml; or the tables in
-  DynamoDB Local (or any endpoint) with `dynamodb_endpoint`, created there if missing. Presigned POST
-  policies are enforced as S3 does, and uploads reach the template's EventBridge rule functions
-  (`stack.events.drain()` waits for those deliveries);
-- 3000 the HTTP API emulator: template routes, JWT authorizer, the route's function; at the root
-  (`stack.api_url`, as `sam local start-api` serves it) and under the stage (`stack.api_stage_url`, `/dev`);
-- 3002 the CRUD function's URL (no authorizer: the app verifies the token);
-- 3001 the streaming function's ASGI app under uvicorn, behind its function URL's CORS configuration.
+- 5000 moto (DynamoDB and S3) with every table and bucket of template.yaml (the tables in DynamoDB Local
+  instead with `dynamodb_endpoint`); presigned POST policies enforced as S3 does, uploads delivered to the
+  functions of the template's EventBridge rules (`stack.events.drain()` waits for those deliveries);
+- 3000 the HTTP API emulator, at the root (`api_url`, as `sam local start-api`) and under the stage
+  (`api_stage_url`, as on AWS); 3002 the CRUD function's URL; 3001 the streaming app under uvicorn.
 
-The first table and bucket of the template get `table_name` and `bucket_name`; any other gets that name
-plus its logical id. The apps are configured as in Lambda, through environment variables from the
-template (plus the local values), set in this process before the handlers are imported and restored
-by `stop()`.
+The first table and bucket of the template get `table_name` and `bucket_name`, any other that name plus
+its logical id. The apps read the environment the template gives them (plus the local values), set in
+this process before their modules are (re)loaded, and restored by `stop()`.
 """
 
 import importlib
@@ -90,8 +81,8 @@ class LocalStack:
         self.events: EventBus | None = None  # S3 notifications: `stack.events.drain()` waits for deliveries
         self.environment: dict[str, str] = {}
         self.started_in: float | None = None
+        self.table_name, self.bucket_name = o.table_name, o.bucket_name
         self._servers: list[Any] = []
-        self._issuer: LocalIssuer | None = None
         self._saved_environment: dict[str, str | None] = {}
         self._lock = threading.Lock()  # one execution environment for every function of this process
 
@@ -131,39 +122,13 @@ class LocalStack:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    # -- where things are
-
-    @property
-    def issuer(self) -> LocalIssuer:
-        """The stack's token issuer: `stack.issuer.token("alice")`, `.bearer("bob")`, `.bad_tokens("alice")`."""
-        if self._issuer is None:
-            raise RuntimeError("the local stack is not running: start() it first")
-        return self._issuer
-
     @property
     def api_url(self) -> str:
-        """The HTTP API's base URL, as `sam local start-api` serves it (routes at the root)."""
         return self._api.url
 
     @property
     def api_stage_url(self) -> str:
-        """The same API under its stage (`/dev`), as on AWS."""
         return self._api.url + self._stage_prefix
-
-    @property
-    def dynamodb_endpoint(self) -> str:
-        return self.options.dynamodb_endpoint or self.aws_endpoint
-
-    @property
-    def table_name(self) -> str:
-        return self.options.table_name
-
-    @property
-    def bucket_name(self) -> str:
-        return self.options.bucket_name
-
-    def token(self, sub: str = "alice", **kwargs: Any) -> str:
-        return self.issuer.token(sub, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """Everything a client of the stack needs, JSON-ready (what `run` writes to .local/stack.json)."""
@@ -197,6 +162,7 @@ class LocalStack:
             AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log)
         )
         self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
+        self.dynamodb_endpoint = o.dynamodb_endpoint or self.aws_endpoint
 
     def _bound(self, server: Any) -> Any:
         self._servers.append(server)
@@ -204,9 +170,9 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         o = self.options
-        self._issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
-        self.issuer_url = self._issuer.issuer
-        self._issuer_server.app = issuer_app(self._issuer)
+        self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
+        self.issuer_url = self.issuer.issuer
+        self._issuer_server.app = issuer_app(self.issuer)
         self._issuer_server.start()
         self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
         self._moto.start()

@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from local import REPO_ROOT
-from local.authorizer import JwtAuthorizer, static_jwks
-from local.dynamodb_local import DynamoDBLocal, start_dynamodb_local
+from local import REPO_ROOT, STATE_DIR
+from local.authorizer import JwksSource, JwtAuthorizer
+from local.aws import port_taken
+from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dynamodb
 from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
 from local.runtime import LambdaContext, LambdaFunction
+from local.server import PortInUseError
 from local.specs import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
 from local.stack import DRAIN_PATH, LocalStack
 
@@ -247,3 +249,52 @@ def start_stack_process(
     extra = ("--state-dir", str(state_dir)) if state_dir is not None else ()
     stack = StackProcess(dynamodb_endpoint=dynamodb_endpoint, table_name=table_name, extra_args=extra, log=log)
     return stack.start(timeout=timeout)
+
+
+class DynamoDBLocal:
+    """A DynamoDB Local java process on loopback (port 0: a free one), its output in .local/dynamodb-local-PORT.log."""
+
+    def __init__(self, port: int = 0, *, in_memory: bool = True):
+        self.port = port or free_port()
+        self.in_memory = in_memory
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = STATE_DIR / f"dynamodb-local-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 60) -> "DynamoDBLocal":
+        if port_taken("127.0.0.1", self.port):
+            raise PortInUseError("DynamoDB Local", "127.0.0.1", self.port)
+        command = dynamodb_local_command(self.port, in_memory=self.in_memory)
+        with self.log_path.open("wb") as output:  # the child keeps its own copy
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=STATE_DIR)
+        try:
+            wait_for_dynamodb(self.endpoint, timeout=timeout, process=self.process)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"{exc}\n--- DynamoDB Local said ---\n{tail}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.log_path.unlink(missing_ok=True)
+
+
+def start_dynamodb_local(port: int = 0, in_memory: bool = True) -> DynamoDBLocal:
+    """Start DynamoDB Local (port 0: a free port) and wait until it answers; call `.stop()` when done."""
+    return DynamoDBLocal(port, in_memory=in_memory).start()
+
+
+def static_jwks(jwks: Callable[[], Mapping[str, Any]]) -> JwksSource:
+    """A JwksSource from a function such as `LocalIssuer.jwks` (no HTTP: for unit tests)."""
+    return lambda refresh=False: jwks()
