@@ -4,7 +4,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import boto3
@@ -191,22 +191,17 @@ def sends_events(template: Template, logical_id: str) -> bool:
     return truthy((notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled", False))
 
 
-def local_aws_environment(
-    *, dynamodb_endpoint: str, s3_endpoint: str, region: str = LOCAL_REGION
-) -> Mapping[str, str | None]:
+def local_aws_environment(*, dynamodb_endpoint: str, s3_endpoint: str) -> dict[str, str | None]:
     """The environment boto3 needs to talk to the local endpoints and never to a real account (None: unset)."""
+    unset = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
         "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
-        "AWS_SESSION_TOKEN": None,
-        "AWS_SECURITY_TOKEN": None,
-        "AWS_PROFILE": None,
-        "AWS_DEFAULT_PROFILE": None,
-        "AWS_ENDPOINT_URL": None,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **dict.fromkeys(unset),
     }

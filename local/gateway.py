@@ -12,8 +12,10 @@ import fnmatch
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import unquote
+
+from starlette.middleware.cors import CORSMiddleware
 
 from local.authorizer import AuthorizerError, JwtAuthorizer
 from local.events import (
@@ -223,3 +225,16 @@ class FunctionUrlEmulator(_Endpoint):
         except (InvocationError, InvalidLambdaResponse) as error:
             print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
             return HttpResponse.json(502, {"Message": "Internal Server Error"})
+
+
+def with_cors(app: Any, cors: CorsConfig) -> Any:
+    """The ASGI app behind its function URL's CORS configuration, which Lambda applies in front of it."""
+    return CORSMiddleware(
+        app,
+        allow_origins=list(cors.allow_origins),
+        allow_methods=list(cors.allow_methods) or ["GET"],
+        allow_headers=list(cors.allow_headers),
+        expose_headers=list(cors.expose_headers),
+        allow_credentials=cors.allow_credentials,
+        max_age=cors.max_age or 600,
+    )

@@ -28,6 +28,7 @@ from local.runtime import InvocationError, LambdaFunction
 from local.s3_post import parse_form
 from local.specs import EventRuleSpec
 
+DRAIN_PATH = "/_local/events/drain"
 EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
 
@@ -228,3 +229,18 @@ class S3Notifications:
                 "reason": created.reason,
             },
         }
+
+
+def drain_endpoint(bus: EventBus) -> Callable[[HttpRequest], HttpResponse | None]:
+    """`POST {aws_endpoint}/_local/events/drain`: answers once every event so far is delivered (for tests)."""
+
+    def gate(request: HttpRequest) -> HttpResponse | None:
+        if request.raw_path != DRAIN_PATH:
+            return None
+        try:
+            bus.drain(timeout=30)
+        except TimeoutError as error:
+            return HttpResponse.json(504, {"message": str(error)})
+        return HttpResponse.json(200, {"drained": True, "deliveries": len(bus.deliveries)})
+
+    return gate

@@ -7,8 +7,6 @@ from typing import Any, NamedTuple
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LOCAL_STACK_NAME
 from local.template import FUNCTION, Template, TemplateError, Unresolved, as_text, merge, require_resolved, truthy
 
-IMPLICIT_HTTP_API = "ServerlessHttpApi"  # the logical id SAM gives the API of events without ApiId
-
 
 class RouteSpec(NamedTuple):
     """One `Type: HttpApi` event: `GET /tasks/{taskId}` goes to `TasksFunction` (`tasks.app.lambda_handler`)."""
@@ -151,9 +149,9 @@ def http_apis(template: Template) -> dict[str, HttpApiSpec]:
     for function_id, where, raw in _events(template, "HttpApi"):
         if "Path" not in raw or "Method" not in raw:
             raise TemplateError(f"{where}: an HttpApi event needs Path and Method (no $default route locally)")
-        api_ref = raw.get("ApiId", {"Ref": IMPLICIT_HTTP_API})
+        api_ref = raw.get("ApiId")
         if not isinstance(api_ref, dict) or "Ref" not in api_ref:
-            raise TemplateError(f"{where}: ApiId must be a !Ref to an HttpApi")
+            raise TemplateError(f"{where}: ApiId must be a !Ref to an AWS::Serverless::HttpApi")
         api_id, properties = str(api_ref["Ref"]), template.resolve(raw, where)
         api = _http_api(template, api_id)
         auth = properties.get("Auth") or {}
@@ -173,12 +171,10 @@ def http_apis(template: Template) -> dict[str, HttpApiSpec]:
 
 
 def _http_api(template: Template, api_id: str) -> dict[str, Any]:
-    own: Mapping[str, Any] = {}
-    if api_id != IMPLICIT_HTTP_API:
-        body = template.resources.get(api_id)
-        if body is None or body.get("Type") != "AWS::Serverless::HttpApi":
-            raise TemplateError(f"{api_id} is not an AWS::Serverless::HttpApi")
-        own = body.get("Properties") or {}
+    body = template.resources.get(api_id) or {}
+    if body.get("Type") != "AWS::Serverless::HttpApi":
+        raise TemplateError(f"{api_id} is not an AWS::Serverless::HttpApi")
+    own = body.get("Properties") or {}
     return dict(template.resolve(merge((template.document.get("Globals") or {}).get("HttpApi") or {}, own), api_id))
 
 

@@ -25,23 +25,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from starlette.middleware.cors import CORSMiddleware
 from uvicorn.importer import import_from_string
 
 from local import STATE_DIR, aws, dynamodb_local, specs
 from local.authorizer import JwtAuthorizer, RemoteJwks
-from local.events import HttpRequest, HttpResponse
-from local.gateway import FunctionUrlEmulator, HttpApiEmulator
+from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
-from local.notifications import EventBus, S3Notifications
+from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.runtime import SRC_DIR, LambdaFunction
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
-from local.specs import CorsConfig, FunctionSpec
+from local.specs import FunctionSpec
 from local.template import DEFAULT_TEMPLATE, Template, TemplateError
 
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
-DRAIN_PATH = "/_local/events/drain"
 
 
 @dataclass(frozen=True)
@@ -268,34 +265,6 @@ class LocalStack:
                 if found:
                     return found.group(1), spec
         raise TemplateError("no function with a RESPONSE_STREAM URL whose handler script runs uvicorn")
-
-
-def drain_endpoint(bus: EventBus) -> Callable[[HttpRequest], HttpResponse | None]:
-    """`POST {aws_endpoint}/_local/events/drain`: answers once every event so far is delivered (for tests)."""
-
-    def gate(request: HttpRequest) -> HttpResponse | None:
-        if request.raw_path != DRAIN_PATH:
-            return None
-        try:
-            bus.drain(timeout=30)
-        except TimeoutError as error:
-            return HttpResponse.json(504, {"message": str(error)})
-        return HttpResponse.json(200, {"drained": True, "deliveries": len(bus.deliveries)})
-
-    return gate
-
-
-def with_cors(app: Any, cors: CorsConfig) -> Any:
-    """The ASGI app behind its function URL's CORS configuration, which Lambda applies in front of it."""
-    return CORSMiddleware(
-        app,
-        allow_origins=list(cors.allow_origins),
-        allow_methods=list(cors.allow_methods) or ["GET"],
-        allow_headers=list(cors.allow_headers),
-        expose_headers=list(cors.expose_headers),
-        allow_credentials=cors.allow_credentials,
-        max_age=cors.max_age or 600,
-    )
 
 
 def cursor_secret(state_dir: Path = STATE_DIR) -> str:

@@ -37,10 +37,11 @@ from local.aws import port_taken
 from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dynamodb
 from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
+from local.notifications import DRAIN_PATH
 from local.runtime import LambdaContext, LambdaFunction
 from local.server import PortInUseError
 from local.specs import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
-from local.stack import DRAIN_PATH, LocalStack
+from local.stack import LocalStack
 
 TEST_ISSUER = "https://issuer.local.test"
 TEST_AUDIENCE = "local-test-audience"
