@@ -208,7 +208,9 @@ class LocalStack:
         self.environment = {name: value for name, value in environment.items() if value is not None}
         if str(o.src_dir) not in sys.path:
             sys.path.insert(0, str(o.src_dir))
-        modules = [spec.handler.rpartition(".")[0] for spec in functions.values()] + [self._streaming_app()[0]]
+        modules = [spec.handler.rpartition(".")[0] for spec in functions.values()] + [
+            self._streaming_app()[0].partition(":")[0]
+        ]
         for name in modules:  # a new stack is a new execution environment: the cold start runs again
             if name in sys.modules:
                 importlib.reload(sys.modules[name])
