@@ -27,6 +27,7 @@ from local.events import HttpRequest, HttpResponse
 from local.runtime import InvocationError, LambdaFunction
 from local.s3_post import parse_form
 from local.specs import EventRuleSpec
+from local.template import TemplateError
 
 DRAIN_PATH = "/_local/events/drain"
 EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
@@ -37,7 +38,7 @@ EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
 def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """Whether `event` matches an EventBridge event pattern, with what the template's rules use: nested
-    objects, lists of literals, and `{"prefix": ...}`. Any other operator is a ValueError."""
+    objects, lists of literals, and `{"prefix": ...}`. Any other operator is a TemplateError."""
     for name, expected in pattern.items():
         value = event.get(name)
         if isinstance(expected, Mapping):
@@ -52,8 +53,16 @@ def _matcher(matcher: Any, value: Any) -> bool:
     if not isinstance(matcher, Mapping):
         return value == matcher or (isinstance(value, list) and matcher in value)
     if set(matcher) != {"prefix"} or not isinstance(matcher["prefix"], str):
-        raise ValueError(f"event pattern {matcher!r} is not emulated locally (only literals and prefix are)")
+        raise TemplateError(f"event pattern {matcher!r} is not emulated locally (only literals and prefix are)")
     return isinstance(value, str) and value.startswith(matcher["prefix"])
+
+
+def _check(pattern: Mapping[str, Any]) -> None:
+    for expected in pattern.values():
+        if isinstance(expected, Mapping):
+            _check(expected)
+        for matcher in expected if isinstance(expected, list) else ():
+            _matcher(matcher, None)
 
 
 # --- the bus ------------------------------------------------------------------------------------------
@@ -79,6 +88,8 @@ class EventBus:
         log: TextIO | None = None,
     ):
         self.rules = [rule for rule in rules if rule.function in functions]
+        for rule in self.rules:  # an operator the matcher does not know fails now, not at the first upload
+            _check(rule.pattern)
         self.functions = functions
         self.retries = retries
         self.log = log

@@ -9,8 +9,8 @@ import requests
 from local import aws
 from local.events import HttpRequest, HttpResponse
 from local.notifications import EventBus, S3Notifications, matches, object_created
-from local.specs import event_rules
-from local.template import Template
+from local.specs import EventRuleSpec, event_rules
+from local.template import Template, TemplateError
 from tests.local_support import FakeHandler, fake_function
 
 BUCKET = "notify-test-attachments"
@@ -58,8 +58,12 @@ def test_event_patterns_match_as_eventbridge_matches_them(
     "operator", [{"suffix": ".png"}, {"anything-but": "x"}, {"exists": True}, {"numeric": [">", 0]}]
 )
 def test_a_pattern_operator_the_template_does_not_use_is_refused(operator: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="not emulated locally"):
+    rule = EventRuleSpec("Fn.Rule", "Fn", {"detail": {"a": ["literal", operator]}})
+
+    with pytest.raises(TemplateError, match="not emulated locally"):
         matches({"a": [operator]}, {"a": "x.png"})
+    with pytest.raises(TemplateError, match="not emulated locally"):
+        EventBus([rule], {"Fn": fake_function(FakeHandler())})
 
 
 def created(
