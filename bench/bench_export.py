@@ -41,8 +41,8 @@ from core.config import Settings  # noqa: E402 - after the path set-up above
 from core.domain.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.http.bodies import TaskFields  # noqa: E402
 from core.wiring import build_services, s3_client  # noqa: E402
+from local.aws import table_definition  # noqa: E402
 from local.issuer import LocalIssuer, generate_key  # noqa: E402
-from local.template import table_definition  # noqa: E402
 
 TABLE = "bench-tasks"
 ISSUER = "https://issuer.bench"

@@ -183,8 +183,7 @@ def run_soak(endpoints: Endpoints, *, seconds: float, clients: int, seed: int = 
 
 
 def main() -> int:
-    from local.aws import start_dynamodb_local
-    from local.stack import StackProcess
+    from tests.local_support import StackProcess, start_dynamodb_local
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)

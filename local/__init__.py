@@ -1,14 +1,25 @@
 """The no-Docker local stack behind `make run`: never deployed.
 
 Modules:
-    template       reads template.yaml (CloudFormation short tags, parameter defaults, conditions)
-    issuer         a local JWT issuer and its JWKS endpoint
-    events         API Gateway HTTP API payload 2.0 events and responses, the Lambda context
-    server         loopback HTTP servers (threaded HTTP/1.1 for emulators and WSGI, uvicorn for ASGI)
-    gateway        the HTTP API emulator (JWT authorizer, routes from the template) and the function URL emulator
-    aws            the embedded AWS stand-in (moto), the table and bucket from the template, DynamoDB Local
-    s3_post        presigned POST policies enforced as S3 does (moto accepts any upload)
-    notifications  S3 Object Created events to the functions of the template's EventBridge rules
-    stack          LocalStack (everything above, in this process) and StackProcess (`python -m local run`)
-    seed           realistic demo tasks through the public API
+    template, specs   template.yaml as data (only the intrinsic functions it uses)
+    events            HTTP requests to payload 2.0 events, and function results back to HTTP
+    runtime           the Lambda runtime shim: a handler invoked with a LambdaContext
+    authorizer        the HTTP API JWT authorizer
+    gateway           the HTTP API emulator (routes from the template) and the function URL emulator
+    server            loopback servers (werkzeug for the emulators and moto, uvicorn for the streaming app)
+    aws               the AWS stand-in (moto) with the template's tables and buckets
+    dynamodb_local    DynamoDB Local, from npm, run with java
+    s3_post           presigned POST policies enforced as S3 does (moto accepts any upload)
+    notifications     S3 Object Created events to the functions of the template's EventBridge rules
+    issuer            a local JWT issuer and its JWKS endpoint
+    stack             LocalStack: everything above, in this process, on loopback ports
+    seed              realistic demo tasks through the public API
 """
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = REPO_ROOT / ".local"  # the signing key, the cursor secret, DynamoDB Local's data, the running stack
+LOCAL_STACK_NAME = "serverless-tasks-local"
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"

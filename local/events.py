@@ -6,7 +6,7 @@ function URL emulator cannot drift apart:
 - headers lower-cased, repeated headers joined with commas; `cookie` headers moved to `cookies`;
 - `queryStringParameters` decoded, repeated keys joined with commas; `rawQueryString` as sent;
 - the body as text when the content type is textual, else base64 with `isBase64Encoded: true`;
-- the result: `statusCode`/`headers`/`multiValueHeaders`/`cookies`/`body`/`isBase64Encoded`, or any other
+- the result: `statusCode`/`headers`/`cookies`/`body`/`isBase64Encoded`, or any other
   JSON value as a "simple" response (200, `application/json`).
 """
 
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from local.template import LOCAL_ACCOUNT_ID
+from local import LOCAL_ACCOUNT_ID
 
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-yaml")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -120,45 +120,35 @@ def build_event(
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in request.headers:
-        key = name.lower()
-        if key == "cookie":
+        if name.lower() == "cookie":
             cookies.extend(part.strip() for part in value.split(";") if part.strip())
-            continue
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
+        else:
+            headers[name.lower()] = f"{headers[name.lower()]},{value}" if name.lower() in headers else value
     host = headers.get("host", "localhost")
     headers.setdefault("x-forwarded-for", request.source_ip)
     headers.setdefault("x-forwarded-proto", "http")
     if ":" in host:
         headers.setdefault("x-forwarded-port", host.rsplit(":", 1)[1])
     headers.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]}")
-
     path = unquote(request.raw_path) if decode_path else request.raw_path
-    domain_name = identity.domain_name or host.rsplit(":", 1)[0]
-    request_time = datetime.fromtimestamp(now, UTC)
+    domain = identity.domain_name or host.rsplit(":", 1)[0]
+    moment = datetime.fromtimestamp(now, UTC)
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(request.raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    optional = {"cookies": cookies, "queryStringParameters": query, "pathParameters": dict(path_parameters or {})}
+    context = {"accountId": identity.account_id, "apiId": identity.api_id, "authorizer": authorizer}
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": request.raw_query,
         "headers": headers,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    query = _query_parameters(request.raw_query)
-    if query:
-        event["queryStringParameters"] = query
-    if path_parameters:
-        event["pathParameters"] = dict(path_parameters)
-    context: dict[str, Any] = {
-        "accountId": identity.account_id,
-        "apiId": identity.api_id,
-    }
-    if authorizer is not None:
-        context["authorizer"] = authorizer
-    context.update(
-        {
-            "domainName": domain_name,
-            "domainPrefix": domain_name.split(".", 1)[0],
+        **{key: value for key, value in optional.items() if value},
+        "requestContext": {
+            **{key: value for key, value in context.items() if value is not None},
+            "domainName": domain,
+            "domainPrefix": domain.split(".", 1)[0],
             "http": {
                 "method": request.method.upper(),
                 "path": path,
@@ -169,17 +159,19 @@ def build_event(
             "requestId": request_id_value or request_id(),
             "routeKey": route_key,
             "stage": identity.stage,
-            "time": _clf_time(request_time),
+            "time": f"{moment:%d}/{_MONTHS[moment.month - 1]}/{moment:%Y:%H:%M:%S} +0000",
             "timeEpoch": int(now * 1000),
-        }
-    )
-    event["requestContext"] = context
+        },
+        "isBase64Encoded": False,
+    }
     if request.body:
-        body, encoded = _event_body(request.body, headers.get("content-type"))
-        event["body"] = body
-        event["isBase64Encoded"] = encoded
-    else:
-        event["isBase64Encoded"] = False
+        text = is_text(headers.get("content-type"))
+        try:
+            event["body"] = request.body.decode() if text else None
+        except UnicodeDecodeError:
+            event["body"] = None
+        if event["body"] is None:
+            event["body"], event["isBase64Encoded"] = base64.b64encode(request.body).decode(), True
     event["stageVariables"] = None
     return event
 
@@ -203,10 +195,6 @@ def to_http_response(result: Any) -> HttpResponse:
     headers: list[tuple[str, str]] = []
     for name, value in (result.get("headers") or {}).items():
         headers.append((str(name), _header_text(value)))
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        for value in values if isinstance(values, list) else [values]:
-            if (str(name), _header_text(value)) not in headers:
-                headers.append((str(name), _header_text(value)))
     for cookie in result.get("cookies") or []:
         headers.append(("set-cookie", str(cookie)))
     body = result.get("body")
@@ -222,63 +210,5 @@ def to_http_response(result: Any) -> HttpResponse:
     return HttpResponse(status, headers, data)
 
 
-class LambdaContext:
-    """What the Python runtime passes as `context` (awslambdaric's LambdaContext, same attributes)."""
-
-    def __init__(
-        self,
-        function_name: str,
-        invoked_function_arn: str,
-        *,
-        memory_limit_in_mb: int = 128,
-        timeout_seconds: float = 3,
-        aws_request_id: str | None = None,
-        function_version: str = "$LATEST",
-    ):
-        self.function_name = function_name
-        self.function_version = function_version
-        self.invoked_function_arn = invoked_function_arn
-        self.memory_limit_in_mb = str(memory_limit_in_mb)  # a string in the real runtime too
-        self.aws_request_id = aws_request_id or str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        self.identity = None
-        self.client_context = None
-        self.tenant_id = None
-        self._deadline_ms = int(time.time() * 1000 + timeout_seconds * 1000)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(self._deadline_ms - int(time.time() * 1000), 0)
-
-    def log(self, message: str) -> None:
-        print(message, end="", flush=True)  # the runtime's context.log writes to stdout
-
-    def __repr__(self) -> str:
-        return f"LambdaContext({self.function_name!r}, request {self.aws_request_id})"
-
-
-def _query_parameters(raw_query: str) -> dict[str, str]:
-    parameters: dict[str, str] = {}
-    for name, value in parse_qsl(raw_query, keep_blank_values=True):
-        parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
-    return parameters
-
-
-def _event_body(body: bytes, content_type: str | None) -> tuple[str, bool]:
-    if is_text(content_type):
-        try:
-            return body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            pass
-    return base64.b64encode(body).decode(), True
-
-
 def _header_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _clf_time(moment: datetime) -> str:
-    """`12/Mar/2020:19:03:58 +0000`, API Gateway's requestContext.time."""
-    return f"{moment:%d}/{_MONTHS[moment.month - 1]}/{moment:%Y:%H:%M:%S} +0000"
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)

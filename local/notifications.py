@@ -11,7 +11,6 @@ asynchronously, retried as the rule's RetryPolicy says, then sent to its dead-le
 import itertools
 import json
 import queue
-import re
 import threading
 import time
 import traceback
@@ -24,12 +23,15 @@ from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import ClientError
 
+from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
-from local.gateway import InvocationError
+from local.runtime import InvocationError
 from local.s3_post import parse_form
-from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, EventRuleSpec, Template
+from local.specs import EventRuleSpec, event_rules
+from local.template import Template, TemplateError
 from local.workers import InvocationFailed
 
+DRAIN_PATH = "/_local/events/drain"
 EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
 
@@ -37,62 +39,32 @@ EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
 
 def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """Whether `event` matches an EventBridge event pattern (literals, prefix, suffix, anything-but, exists,
-    equals-ignore-case, wildcard, numeric)."""
+    """Whether `event` matches an EventBridge event pattern, with what the template's rules use: nested
+    objects, lists of literals, and `{"prefix": ...}`. Any other operator is a TemplateError."""
     for name, expected in pattern.items():
-        present = name in event
         value = event.get(name)
         if isinstance(expected, Mapping):
             if not isinstance(value, Mapping) or not matches(expected, value):
                 return False
-            continue
-        if not isinstance(expected, list):
-            raise ValueError(f"pattern field {name!r} must be a list or an object, not {expected!r}")
-        values = value if isinstance(value, list) else [value]
-        if not any(_matcher(matcher, present, candidate) for matcher in expected for candidate in values):
+        elif not any(_matcher(matcher, value) for matcher in expected):
             return False
     return True
 
 
-def _matcher(matcher: Any, present: bool, value: Any) -> bool:
+def _matcher(matcher: Any, value: Any) -> bool:
     if not isinstance(matcher, Mapping):
-        return present and value == matcher
-    ((operator, argument),) = matcher.items()
-    if operator == "exists":
-        return present is bool(argument)
-    if not present:
-        return False
-    if operator == "prefix":
-        if isinstance(argument, Mapping):  # {"prefix": {"equals-ignore-case": "x"}}
-            return isinstance(value, str) and value.lower().startswith(str(argument["equals-ignore-case"]).lower())
-        return isinstance(value, str) and value.startswith(argument)
-    if operator == "suffix":
-        if isinstance(argument, Mapping):
-            return isinstance(value, str) and value.lower().endswith(str(argument["equals-ignore-case"]).lower())
-        return isinstance(value, str) and value.endswith(argument)
-    if operator == "equals-ignore-case":
-        return isinstance(value, str) and value.lower() == str(argument).lower()
-    if operator == "wildcard":
-        regex = ".*".join(re.escape(part) for part in str(argument).split("*"))
-        return isinstance(value, str) and re.fullmatch(regex, value, re.DOTALL) is not None
-    if operator == "anything-but":
-        if isinstance(argument, Mapping):
-            return not _matcher(argument, present, value)
-        excluded = argument if isinstance(argument, list) else [argument]
-        return value not in excluded
-    if operator == "numeric":
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return False
-        comparisons = {
-            "<": value.__lt__,
-            "<=": value.__le__,
-            "=": value.__eq__,
-            ">": value.__gt__,
-            ">=": value.__ge__,
-        }
-        pairs = zip(argument[::2], argument[1::2], strict=True)
-        return all(comparisons[op](bound) is True for op, bound in pairs)
-    raise ValueError(f"event pattern operator {operator!r} is not emulated locally")
+        return value == matcher or (isinstance(value, list) and matcher in value)
+    if set(matcher) != {"prefix"} or not isinstance(matcher["prefix"], str):
+        raise TemplateError(f"event pattern {matcher!r} is not emulated locally (only literals and prefix are)")
+    return isinstance(value, str) and value.startswith(matcher["prefix"])
+
+
+def _check(pattern: Mapping[str, Any]) -> None:
+    for expected in pattern.values():
+        if isinstance(expected, Mapping):
+            _check(expected)
+        for matcher in expected if isinstance(expected, list) else ():
+            _matcher(matcher, None)
 
 
 # --- the bus ------------------------------------------------------------------------------------------
@@ -124,7 +96,7 @@ def _rule_properties(template: Template, rule: EventRuleSpec) -> Mapping[str, An
 
 def dead_letter_queue(template: Template) -> str | None:
     """The logical id of the queue the rules name in DeadLetterConfig (`Arn: !GetAtt Queue.Arn`), if any."""
-    for rule in template.event_rules():
+    for rule in event_rules(template):
         arn = (_rule_properties(template, rule).get("DeadLetterConfig") or {}).get("Arn") or {}
         if "Fn::GetAtt" in arn:
             return str(arn["Fn::GetAtt"][0])
@@ -134,7 +106,7 @@ def dead_letter_queue(template: Template) -> str | None:
 def retry_policies(template: Template) -> dict[str, RetryPolicy]:
     """Each EventBridgeRule event's RetryPolicy from the template, by rule name (`Function.Event`)."""
     policies = {}
-    for rule in template.event_rules():
+    for rule in event_rules(template):
         policy = template.resolve(_rule_properties(template, rule).get("RetryPolicy")) or {}
         defaults = RetryPolicy()
         policies[rule.name] = RetryPolicy(
@@ -167,6 +139,8 @@ class EventBus:
         log: TextIO | None = None,
     ):
         self.rules = [rule for rule in rules if rule.function in functions]
+        for rule in self.rules:  # an operator the matcher does not know fails now, not at the first upload
+            _check(rule.pattern)
         self.functions = functions
         self.policies = dict(policies or {})
         self.dead_letters = dead_letters
@@ -376,3 +350,20 @@ class S3Notifications:
                 "reason": created.reason,
             },
         }
+
+
+def drain_endpoint(sources: Sequence[Any]) -> Callable[[HttpRequest], HttpResponse | None]:
+    """`POST {aws_endpoint}/_local/events/drain`: answers once every S3 event and table stream record so far
+    was delivered (each source has `drain(timeout)`), for tests."""
+
+    def gate(request: HttpRequest) -> HttpResponse | None:
+        if request.raw_path != DRAIN_PATH:
+            return None
+        try:
+            for source in sources:
+                source.drain(timeout=30)
+        except TimeoutError as error:
+            return HttpResponse.json(504, {"message": str(error)})
+        return HttpResponse.json(200, {"drained": True})
+
+    return gate

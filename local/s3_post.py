@@ -84,11 +84,6 @@ class PostPolicyGate:
             raise PostPolicyError(403, "AccessDenied", f"Invalid according to Policy: Extra input fields: {extra[0]}")
 
     def _check_signature(self, fields: Mapping[str, str], policy: str) -> None:
-        if "awsaccesskeyid" in fields:  # signature version 2, which S3 still takes in us-east-1
-            secret = self._secret(fields["awsaccesskeyid"])
-            digest = hmac.new(secret.encode(), policy.encode(), hashlib.sha1).digest()
-            self._compare(base64.b64encode(digest).decode(), fields.get("signature", ""))
-            return
         credential = fields.get("x-amz-credential", "")
         parts = credential.split("/")
         if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256" or len(parts) != 5:

@@ -42,8 +42,8 @@ class StreamMapping:
 def stream_mappings(template: Template) -> list[StreamMapping]:
     """The template's event source mappings that read a table's stream."""
     found = []
-    for name, body in template.resources_of_type("AWS::Lambda::EventSourceMapping").items():
-        properties = body.get("Properties") or {}
+    for name in template.logical_ids("AWS::Lambda::EventSourceMapping"):
+        properties = template.resources[name].get("Properties") or {}
         source = properties.get("EventSourceArn") or {}
         attribute = source.get("Fn::GetAtt") if isinstance(source, dict) else None
         if not (isinstance(attribute, list) and attribute[1] == "StreamArn"):

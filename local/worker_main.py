@@ -83,7 +83,7 @@ class _InitError(Exception):
 
 
 def _invoke(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
-    from local.events import LambdaContext  # after sys.path is set up
+    from local.runtime import LambdaContext  # after sys.path is set up
 
     environ = os.environ
     context = LambdaContext(
@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(lifeline_fd,), name="lifeline", daemon=True).start()
     sys.path[0] = os.environ["LAMBDA_TASK_ROOT"]  # the code first, as /var/task in Lambda
-    sys.path.append(str(Path(__file__).resolve().parents[1]))  # for local.events.LambdaContext
+    sys.path.append(str(Path(__file__).resolve().parents[1]))  # for local.runtime.LambdaContext
     with os.fdopen(request_fd, "rb") as requests, os.fdopen(response_fd, "wb") as responses:
         began = time.monotonic()
         try:

@@ -28,7 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, FunctionSpec, Template
+from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, specs
+from local.specs import FunctionSpec
+from local.template import Template
 from local.worker_main import read_message, write_message
 
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
@@ -246,8 +248,8 @@ class FunctionPool:
         cls, template: Template, logical_id: str, environment: Mapping[str, str], code_dir: Path, **options: Any
     ) -> "FunctionPool":
         """The pool of a template function: its name, handler, Timeout, MemorySize and reserved concurrency."""
-        spec: FunctionSpec = template.function(logical_id)
-        reserved = template.resolve(spec.properties.get("ReservedConcurrentExecutions"))
+        spec: FunctionSpec = specs.function(template, logical_id)
+        reserved = template.resolve(spec.properties.get("ReservedConcurrentExecutions"), logical_id)
         given = isinstance(reserved, int | str) and str(reserved).isdigit()  # AWS::NoValue or "": none reserved
         options.setdefault("concurrency", int(reserved) if given else DEFAULT_CONCURRENCY)
         return cls(

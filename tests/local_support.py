@@ -2,7 +2,7 @@
 
 Unit tests of the emulators, no AWS and no network:
 
-- `issuer = make_issuer()`: tokens signed with a key made for this run (`issuer.bad_tokens("alice")` too);
+- `issuer = make_issuer()`: tokens signed with a key made for this run (`bad_tokens(issuer, "alice")` too);
 - `handler = FakeHandler()`: a stand-in Lambda handler that records its events;
 - `api = HttpApiEmulator(api_spec([...]), {"Fn": fake_function(handler)}, authorizer_for(issuer))`, then
   `api(request("GET", "/tasks/1", headers=issuer.bearer("alice")))`.
@@ -10,7 +10,7 @@ Unit tests of the emulators, no AWS and no network:
 End-to-end, over HTTP:
 
 - `stack = start_stack_process(state_dir=tmp_path)`: `python -m local run` on free ports in a child process;
-  `stack.info` holds api_url (with the stage, e.g. http://127.0.0.1:PORT/dev), export_url, function_url,
+  `stack.info` holds api_url (http://127.0.0.1:PORT), api_stage_url (.../dev), export_url, function_url,
   issuer_url, audience, key_path, aws_endpoint, dynamodb_endpoint, table_name and bucket_name;
   `stack.issuer().bearer("alice")` signs accepted tokens; `stack.drain_events()` waits until S3 uploads
   reached their EventBridge function; `stack.stop()`.
@@ -20,19 +20,31 @@ End-to-end, over HTTP:
 - `workers_of(stack.info["pid"])`: the stack's worker processes; `exited(pid)` waits until one is gone.
 """
 
+import http.client
 import json
 import os
 import select
-from collections.abc import Callable, Iterable, Mapping
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
-from local.aws import DynamoDBLocal, start_dynamodb_local
-from local.events import HttpRequest, LambdaContext
-from local.gateway import JwtAuthorizer, LambdaFunction, static_jwks
+from local import REPO_ROOT, STATE_DIR
+from local.authorizer import JwksSource, JwtAuthorizer
+from local.aws import port_taken
+from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dynamodb
+from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
-from local.stack import LocalStack, StackProcess
-from local.template import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
+from local.notifications import DRAIN_PATH
+from local.runtime import LambdaContext, LambdaFunction
+from local.server import PortInUseError
+from local.specs import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
+from local.stack import LocalStack
 
 TEST_ISSUER = "https://issuer.local.test"
 TEST_AUDIENCE = "local-test-audience"
@@ -96,20 +108,11 @@ def api_spec(
     routes: Iterable[tuple[str, str] | tuple[str, str, str]],
     *,
     authorizer: JwtAuthorizerSpec | None = JWT,
-    scopes: Mapping[str, tuple[str, ...]] | None = None,
     cors: CorsConfig | None = None,
     stage: str = "$default",
 ) -> HttpApiSpec:
-    """An HTTP API of `(method, path[, function])` routes (function defaults to "Fn"), all behind `authorizer`.
-
-    `scopes` maps a route key (`"GET /admin"`) to the scopes it requires.
-    """
-    built = []
-    for route in routes:
-        method, path = route[0], route[1]
-        function = route[2] if len(route) > 2 else "Fn"
-        key = f"{method} {path}"
-        built.append(ApiRoute(method, path, function, authorizer, (scopes or {}).get(key, ())))
+    """An HTTP API of `(method, path[, function])` routes (function defaults to "Fn"), all behind `authorizer`."""
+    built = [ApiRoute(route[0], route[1], route[2] if len(route) > 2 else "Fn", authorizer) for route in routes]
     return HttpApiSpec("TestApi", tuple(built), cors, stage)
 
 
@@ -139,6 +142,103 @@ def start_local_stack(state_dir: Path, **options: Any) -> LocalStack:
     """
     ports = {name: 0 for name in ("port_api", "port_export", "port_url", "port_issuer", "port_aws")}
     return LocalStack(state_dir=state_dir, **{**ports, **options}).start()
+
+
+class StackProcess:
+    """`python -m local run` as a child process on free ports; `info` holds what `describe()` returns.
+
+    The test process's environment and imports stay untouched. The child's stdout (the apps' logs) is
+    drained by a thread into `log` (or dropped), so it never blocks on a full pipe. `stop()` sends SIGINT,
+    as Ctrl-C stops `make run`, and kills the child if it does not exit in time.
+    """
+
+    def __init__(
+        self,
+        *,
+        dynamodb_endpoint: str | None = None,
+        table_name: str | None = None,
+        extra_args: Sequence[str] = (),
+        log: TextIO | None = None,
+        python: str = sys.executable,
+    ):
+        self.command = [python, "-m", "local", "run", "--ready-json", "--state-file", ""]
+        for option in ("--port-api", "--port-export", "--port-url", "--port-issuer", "--port-aws"):
+            self.command += [option, "0"]
+        if dynamodb_endpoint:
+            self.command += ["--dynamodb-endpoint", dynamodb_endpoint]
+        if table_name:
+            self.command += ["--table-name", table_name]
+        self.command += list(extra_args)
+        self.log = log
+        self.process: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+        self._ready = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    def start(self, *, timeout: float = 60) -> "StackProcess":
+        if self.process is not None:
+            raise RuntimeError("the stack process is already running")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.log if self.log is not None else None,
+            text=True,
+        )
+        self._pump = threading.Thread(target=self._drain, name="stack-stdout", daemon=True)
+        self._pump.start()
+        if not self._ready.wait(timeout) or not self.info:
+            code = self.stop()
+            raise RuntimeError(f"`{shlex.join(self.command)}` was not ready within {timeout} s (exit status {code})")
+        return self
+
+    def _drain(self) -> None:
+        stdout = self.process.stdout if self.process is not None else None
+        for line in stdout or ():
+            if not self._ready.is_set() and line.startswith("{"):
+                self.info = json.loads(line)
+                self._ready.set()
+            elif self.log is not None:
+                self.log.write(line)
+        self._ready.set()  # the child exited: whoever waits stops waiting
+
+    def issuer(self) -> LocalIssuer:
+        """An issuer whose tokens this stack accepts (same key file, issuer URL and audience)."""
+        return LocalIssuer(Path(self.info["key_path"]), self.info["issuer_url"], self.info["audience"])
+
+    def drain_events(self, timeout: float = 30) -> None:
+        """Wait until every S3 upload event so far has reached its function (no sleeping in tests)."""
+        endpoint = urlsplit(self.info["aws_endpoint"])
+        connection = http.client.HTTPConnection(endpoint.hostname or "127.0.0.1", endpoint.port, timeout=timeout + 5)
+        try:
+            connection.request("POST", DRAIN_PATH)
+            response = connection.getresponse()
+            if response.status != 200:
+                raise TimeoutError(f"upload events not delivered: {response.read()!r}")
+        finally:
+            connection.close()
+
+    def stop(self, *, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def __enter__(self) -> "StackProcess":
+        return self if self.process is not None else self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def start_stack_process(
@@ -186,3 +286,55 @@ def exited(pid: int, timeout: float = 10) -> bool:
         return bool(readable)
     finally:
         os.close(descriptor)
+
+
+class DynamoDBLocal:
+    """A DynamoDB Local java process on loopback (port 0: a free one), its output in .local/dynamodb-local-PORT.log."""
+
+    def __init__(self, port: int = 0, *, in_memory: bool = True, db_path: Path | None = None):
+        """`in_memory=False` keeps the data in `db_path`, so a stopped instance can start again with it."""
+        self.port = port or free_port()
+        self.in_memory = in_memory
+        self.db_path = db_path
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = STATE_DIR / f"dynamodb-local-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 60) -> "DynamoDBLocal":
+        if port_taken("127.0.0.1", self.port):
+            raise PortInUseError("DynamoDB Local", "127.0.0.1", self.port)
+        stored = {"db_path": self.db_path} if self.db_path is not None else {}
+        command = dynamodb_local_command(self.port, in_memory=self.in_memory, **stored)
+        with self.log_path.open("wb") as output:  # the child keeps its own copy
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=STATE_DIR)
+        try:
+            wait_for_dynamodb(self.endpoint, timeout=timeout, process=self.process)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"{exc}\n--- DynamoDB Local said ---\n{tail}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.log_path.unlink(missing_ok=True)
+
+
+def start_dynamodb_local(port: int = 0, in_memory: bool = True) -> DynamoDBLocal:
+    """Start DynamoDB Local (port 0: a free port) and wait until it answers; call `.stop()` when done."""
+    return DynamoDBLocal(port, in_memory=in_memory).start()
+
+
+def static_jwks(jwks: Callable[[], Mapping[str, Any]]) -> JwksSource:
+    """A JwksSource from a function such as `LocalIssuer.jwks` (no HTTP: for unit tests)."""
+    return lambda refresh=False: jwks()

@@ -16,8 +16,9 @@ from typing import Any
 from core.config import AttachmentLimits, CrudSettings, ExportSettings
 from core.http.bodies import TaskFields
 from core.wiring import Services, build_services, dynamodb_client, s3_client
-from local.events import LambdaContext
-from local.template import Template, table_definition
+from local.aws import table_definition
+from local.runtime import LambdaContext
+from local.template import Template
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

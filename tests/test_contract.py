@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from core.domain.models import Task
-from local.template import http_api_routes
+from local.specs import http_api_routes
 from tasks import app
 from tests.support import EVENTS, Backend, Invoke, load_event
 

@@ -16,8 +16,8 @@ from core.domain import ids
 from core.domain.errors import PreconditionFailed
 from core.domain.models import Task
 from local.issuer import LocalIssuer
-from local.stack import StackProcess
-from tests.local_support import start_dynamodb_local, start_stack_process, workers_of
+from tests.bad_tokens import bad_tokens
+from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process, workers_of
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -305,7 +305,7 @@ def test_function_url_checks_the_token_itself(stack: StackProcess, stack_issuer:
 def test_every_entry_point_refuses_missing_and_bad_tokens(
     stack: StackProcess, stack_issuer: LocalIssuer, kind: str | None
 ) -> None:
-    headers = {} if kind is None else {"Authorization": f"Bearer {stack_issuer.bad_tokens('victim')[kind]}"}
+    headers = {} if kind is None else {"Authorization": f"Bearer {bad_tokens(stack_issuer, 'victim')[kind]}"}
     entry_points = [
         ("GET", stack.info["api_url"] + "/tasks"),
         ("POST", stack.info["api_url"] + "/tasks"),

@@ -16,8 +16,7 @@ import pytest
 import requests
 
 from local.issuer import LocalIssuer
-from local.stack import StackProcess
-from tests.local_support import start_dynamodb_local, start_stack_process
+from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"

@@ -9,9 +9,8 @@ import pytest
 import requests
 
 from bench.soak import Endpoints, run_soak
-from local.aws import DynamoDBLocal, free_port
-from local.stack import StackProcess
-from tests.local_support import start_stack_process
+from local.dynamodb_local import free_port
+from tests.local_support import DynamoDBLocal, StackProcess, start_stack_process
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
+from local.issuer import LocalIssuer
+from tests.bad_tokens import BAD_TOKEN_KINDS, bad_tokens
 from tests.support import ALICE, BOB, Backend, HttpResponse, Invoke
 
 ROUTES = ("create-task", "list-tasks", "get-task", "patch-task", "replace-task", "delete-task")
@@ -24,7 +25,7 @@ def test_bad_tokens_are_refused_on_every_route(
 ) -> None:
     task = create(user=ALICE)
 
-    response = as_function_url(invoke, route, issuer.bad_tokens(ALICE)[kind], task_id=_task_id(route, task))
+    response = as_function_url(invoke, route, bad_tokens(issuer, ALICE)[kind], task_id=_task_id(route, task))
 
     assert response.status == 401, response
     assert response.headers["content-type"] == "application/problem+json"

@@ -19,7 +19,8 @@ from local.notifications import (
     object_created,
     retry_policies,
 )
-from local.template import Template
+from local.specs import EventRuleSpec, event_rules
+from local.template import Template, TemplateError
 from tests.local_support import FakeHandler, fake_function
 
 BUCKET = "notify-test-attachments"
@@ -35,7 +36,7 @@ def s3_event(bucket: str = BUCKET, key: str = "attachments/alice/t1/a1", **detai
 
 def test_the_template_rule_matches_attachment_uploads_to_its_bucket_only() -> None:
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
-    (rule,) = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    (rule,) = [rule for rule in event_rules(template) if rule.pattern.get("source") == ["aws.s3"]]
 
     assert matches(rule.pattern, s3_event())
     assert not matches(rule.pattern, s3_event(key="exports/alice/x"))
@@ -48,18 +49,11 @@ def test_the_template_rule_matches_attachment_uploads_to_its_bucket_only() -> No
     [
         ({"a": ["x", "y"]}, {"a": "y"}, True),
         ({"a": ["x"]}, {"a": ["z", "x"]}, True),
+        ({"a": ["x"]}, {"a": "z"}, False),
         ({"a": ["x"]}, {}, False),
-        ({"a": [{"exists": False}]}, {}, True),
-        ({"a": [{"exists": True}]}, {"a": None}, True),
         ({"a": [{"prefix": "att"}]}, {"a": "attachments/x"}, True),
-        ({"a": [{"suffix": ".png"}]}, {"a": "x.PNG"}, False),
-        ({"a": [{"suffix": {"equals-ignore-case": ".png"}}]}, {"a": "x.PNG"}, True),
-        ({"a": [{"anything-but": ["x", "y"]}]}, {"a": "z"}, True),
-        ({"a": [{"anything-but": {"prefix": "tmp/"}}]}, {"a": "tmp/1"}, False),
-        ({"a": [{"wildcard": "attachments/*/t?"}]}, {"a": "attachments/u/t?"}, True),
-        ({"a": [{"wildcard": "attachments/*/t?"}]}, {"a": "attachments/u/t1"}, False),
-        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 5}, True),
-        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 6}, False),
+        ({"a": [{"prefix": "att"}]}, {"a": "exports/att"}, False),
+        ({"a": [{"prefix": "att"}]}, {"a": 5}, False),
         ({"a": {"b": ["x"]}}, {"a": {"b": "x"}}, True),
         ({"a": {"b": ["x"]}}, {"a": "x"}, False),
     ],
@@ -68,6 +62,18 @@ def test_event_patterns_match_as_eventbridge_matches_them(
     pattern: dict[str, Any], event: dict[str, Any], expected: bool
 ) -> None:
     assert matches(pattern, event) is expected
+
+
+@pytest.mark.parametrize(
+    "operator", [{"suffix": ".png"}, {"anything-but": "x"}, {"exists": True}, {"numeric": [">", 0]}]
+)
+def test_a_pattern_operator_the_template_does_not_use_is_refused(operator: dict[str, Any]) -> None:
+    rule = EventRuleSpec("Fn.Rule", "Fn", {"detail": {"a": ["literal", operator]}})
+
+    with pytest.raises(TemplateError, match="not emulated locally"):
+        matches({"a": [operator]}, {"a": "x.png"})
+    with pytest.raises(TemplateError, match="not emulated locally"):
+        EventBus([rule], {"Fn": fake_function(FakeHandler())})
 
 
 def created(
@@ -113,7 +119,7 @@ def moto() -> Iterator[aws.MotoServer]:
 def test_uploads_reach_the_rule_function_with_s3_event_fields(moto: aws.MotoServer) -> None:
     # Given the template's rule, a fake function behind it, and the bus watching the AWS stand-in
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
-    rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    rules = [rule for rule in event_rules(template) if rule.pattern.get("source") == ["aws.s3"]]
     handler = FakeHandler({"outcome": "ok"})
     bus = EventBus(rules, {rules[0].function: fake_function(handler)}).start()
     s3 = aws.client("s3", moto.url)
@@ -160,7 +166,7 @@ def test_a_failing_function_is_retried_as_the_retry_policy_says_then_dead_letter
         raise RuntimeError("cannot handle it")
 
     template = Template.load(resource_names={"AttachmentsBucket": BUCKET})
-    rules = [rule for rule in template.event_rules() if rule.pattern.get("source") == ["aws.s3"]]
+    rules = [rule for rule in event_rules(template) if rule.pattern.get("source") == ["aws.s3"]]
     policies = retry_policies(template) if policy is None else {rules[0].name: policy}
     queue_name = f"local-{dead_letter_queue(template)}"
     dead_letters = SqsDeadLetterQueue(aws.client("sqs", moto.url), queue_name)

@@ -15,6 +15,7 @@ import requests
 from local.aws import client
 from local.issuer import DEFAULT_ISSUER, LocalIssuer
 from local.stack import LocalStack
+from tests.bad_tokens import bad_tokens
 from tests.local_support import start_dynamodb_local, start_local_stack, start_stack_process
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ def test_every_entry_point_serves_the_owner_and_refuses_bad_tokens(stack: LocalS
     assert through_api.json() == through_url.json()
     assert [json.loads(line) for line in exported.text.splitlines()][-1] == {"_end": {"count": 1, "nextCursor": None}}
     assert as_bob.status_code == 404
-    for kind, token in stack.issuer.bad_tokens("alice").items():
+    for kind, token in bad_tokens(stack.issuer, "alice").items():
         headers = {"authorization": f"Bearer {token}"}
         for url in (f"{stack.api_url}/tasks", f"{stack.function_url}/tasks", f"{stack.export_url}/tasks/export"):
             assert requests.get(url, headers=headers, timeout=10).status_code == 401, (kind, url)
@@ -78,7 +79,7 @@ def test_make_run_starts_on_free_ports_and_stops_on_ctrl_c(tmp_path: Path) -> No
     stack = start_stack_process(state_dir=tmp_path)
     try:
         alice = stack.issuer().bearer("alice")
-        api = stack.info["api_url"]
+        api, under_stage = stack.info["api_url"], stack.info["api_stage_url"]
         empty = requests.get(f"{api}/tasks", headers=alice, timeout=10)
         task = requests.post(f"{api}/tasks", json={"title": "Upload"}, headers=alice, timeout=10).json()
         body = {"fileName": "a.txt", "contentType": "text/plain", "size": 2}
@@ -88,10 +89,13 @@ def test_make_run_starts_on_free_ports_and_stops_on_ctrl_c(tmp_path: Path) -> No
         stack.drain_events()
         location = f"{api}/tasks/{task['taskId']}/attachments/{attachment.json()['attachmentId']}"
         record = requests.get(location, headers=alice, timeout=10).json()
+        staged = requests.get(location.replace(api, under_stage, 1), headers=alice, timeout=10).json()
     finally:
         code = stack.stop()
 
+    assert under_stage == f"{api}/dev"
     assert empty.status_code == 200 and empty.json() == {"items": [], "nextCursor": None}
+    assert staged == record
     assert record["status"] == "available"
     assert code == 0
 

@@ -11,9 +11,10 @@ from starlette.testclient import TestClient
 
 from core.domain import tasks as service
 from core.wiring import build_services
-from local.issuer import BAD_TOKEN_KINDS, LocalIssuer
+from local.issuer import LocalIssuer
 from streaming.app import create_app
 from streaming.export import TRAILER_RESERVE_BYTES, WallClock
+from tests.bad_tokens import BAD_TOKEN_KINDS, bad_tokens
 from tests.support import ALICE, BOB, Backend, Invoke, export_settings
 
 LoadTasks = Callable[[str, Iterable[dict[str, Any]]], list[str]]
@@ -499,7 +500,7 @@ def test_bad_tokens_are_401_before_any_data(
 ) -> None:
     load_tasks(ALICE, [{"title": "secret"}])
 
-    response = client.get("/tasks/export", headers={"authorization": f"Bearer {issuer.bad_tokens(ALICE)[kind]}"})
+    response = client.get("/tasks/export", headers={"authorization": f"Bearer {bad_tokens(issuer, ALICE)[kind]}"})
 
     assert_problem(response, 401)
     assert "bearer" in response.headers["www-authenticate"].lower()
