@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from core.config import Settings  # noqa: E402 - after the path set-up above
+from core.data.items import deserialize, serialize, task_from_item, task_item, task_json_from_item  # noqa: E402
+from core.data.tasks import _items_as_sent  # noqa: E402
 from core.domain.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.http.bodies import TaskFields  # noqa: E402
 from core.wiring import build_services, s3_client  # noqa: E402
@@ -73,6 +75,7 @@ class Export:
     body_bytes: int
     peak_rss: int
     app_cpu_seconds: float
+    first_byte_seconds: float  # from the request to the first task of the first response
 
 
 # --- infrastructure ------------------------------------------------------------------------------
@@ -237,6 +240,7 @@ def export(url: str, pid: int, token: str) -> Export:
     """Export every task over HTTP, following nextCursor, while sampling the app's RSS."""
     tasks = responses = body_bytes = 0
     cursor = None
+    first_byte: float | None = None
     app = psutil.Process(pid)
     cpu_before = sum(app.cpu_times()[:2])
     with RssSampler(pid) as sampler:
@@ -248,6 +252,8 @@ def export(url: str, pid: int, token: str) -> Export:
                 r.raise_for_status()
                 last = b""
                 for line in r.iter_lines(chunk_size=64 * 1024):
+                    if first_byte is None:
+                        first_byte = time.perf_counter() - started
                     body_bytes += len(line) + 1
                     tasks += 1
                     last = line
@@ -260,7 +266,111 @@ def export(url: str, pid: int, token: str) -> Export:
             if cursor is None:
                 break
         seconds = time.perf_counter() - started
-    return Export(tasks, seconds, responses, body_bytes, sampler.peak, sum(app.cpu_times()[:2]) - cpu_before)
+    cpu = sum(app.cpu_times()[:2]) - cpu_before
+    return Export(tasks, seconds, responses, body_bytes, sampler.peak, cpu, first_byte or 0.0)
+
+
+# --- the app's CPU per task, in process -------------------------------------------------------------
+
+LAMBDA_MB_PER_VCPU = 1769  # Lambda gives a function one full vCPU at 1,769 MB, in proportion below
+STREAM_RATE_BYTES = 2 * 1024 * 1024  # a streamed response's bandwidth after its first 6 MB
+
+
+def per_task_cpu(count: int = 5000, rounds: int = 5) -> dict[str, float]:
+    """CPU microseconds per task for each step an export page goes through, best of `rounds`.
+
+    The same DynamoDB Query response (as the wire carries it) is parsed by botocore as the client does,
+    then turned into output lines the old way (deserializer -> Task -> to_json -> dumps) and the new one
+    (straight from the typed item -> dumps).
+    """
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    from core.domain.models import Task
+
+    service = botocore.session.get_session().get_service_model("dynamodb")
+    operation = service.operation_model("Query")
+    now = "2026-11-26T00:00:00.000000Z"
+    tasks = [
+        Task(
+            f"01JDX6Z8Q3V5K7M9P1R3T{n:05d}",
+            "bench-user",
+            f"Task number {n}",
+            "Benchmark task with a description of realistic length. " * 2,
+            "pending",
+            "medium",
+            "2030-01-01" if n % 2 else None,
+            ["bench", f"group-{n % 10}"],
+            now,
+            now,
+            None,
+            1,
+        )
+        for n in range(count)
+    ]
+    body = json.dumps({"Items": [serialize(task_item(task)) for task in tasks], "Count": count}).encode()
+    response = {"status_code": 200, "headers": {}, "body": body}
+
+    def best(step: Any) -> float:
+        timings = []
+        for _ in range(rounds):
+            started = time.process_time()
+            step()
+            timings.append(time.process_time() - started)
+        return min(timings) / count * 1e6
+
+    parsed = create_parser("json").parse(response, operation.output_shape)
+    items = parsed["Items"]
+    dumps = framing_dumps()
+
+    def parse_items_as_sent() -> None:
+        raw, extra = dict(response), {}
+        _items_as_sent(response_dict=raw, customized_response_dict=extra)
+        create_parser("json").parse(raw, operation.output_shape).update(extra)
+
+    return {
+        "old: botocore parses the items": best(lambda: create_parser("json").parse(response, operation.output_shape)),
+        "old: deserialize, model, to_json, dumps": best(
+            lambda: [dumps(task_from_item(deserialize(item)).to_json()) for item in items]
+        ),
+        "new: items as sent (json.loads)": best(parse_items_as_sent),
+        "new: item to JSON, dumps": best(lambda: [dumps(task_json_from_item(item)) for item in items]),
+    }
+
+
+def framing_dumps() -> Any:
+    from streaming.framing import dumps
+
+    return dumps
+
+
+def print_per_task_cpu() -> float:
+    figures = per_task_cpu()
+    print("app CPU per exported task, in process (best of 5 over 5,000 tasks)")
+    for label, micros in figures.items():
+        print(f"  {label:<42} {micros:6.1f} us")
+    old = figures["old: botocore parses the items"] + figures["old: deserialize, model, to_json, dumps"]
+    new = figures["new: items as sent (json.loads)"] + figures["new: item to JSON, dumps"]
+    print(f"  {'total per task, old path':<42} {old:6.1f} us")
+    print(f"  {'total per task, new path':<42} {new:6.1f} us  ({new / old:.2f} of the old)")
+    return new
+
+
+def print_memory_arithmetic(micros_per_task: float, bytes_per_task: float, memory_mb: int) -> None:
+    """Whether the app, at the function's vCPU share, writes faster than Lambda streams (2 MB/s after 6 MB)."""
+    print(f"is the app the bottleneck? ({micros_per_task:.0f} us of one vCPU and {bytes_per_task:.0f} bytes per task)")
+    for memory in sorted({256, 512, 1024, memory_mb}):
+        share = min(memory / LAMBDA_MB_PER_VCPU, 1.0)
+        rate = share / (micros_per_task / 1e6) * bytes_per_task
+        verdict = "faster than the stream" if rate > STREAM_RATE_BYTES else "SLOWER than the stream"
+        marker = "  <- ExportFunction's MemorySize" if memory == memory_mb else ""
+        print(f"  {memory:>5} MB = {share:.2f} vCPU: {rate / 1e6:6.1f} MB/s of output, {verdict} (2.1 MB/s){marker}")
+
+
+def function_memory(logical_id: str = "ExportFunction") -> int:
+    from local.template import load_yaml
+
+    return int(load_yaml()["Resources"][logical_id]["Properties"]["MemorySize"])
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -272,7 +382,14 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000, help="tasks in the large export (default 100000)")
     parser.add_argument("--threads", type=int, default=8, help="loader threads (default 8)")
     parser.add_argument("--timeout", type=int, default=3600, help="EXPORT_TIMEOUT_SECONDS of the app (default 3600)")
+    parser.add_argument("--cpu-only", action="store_true", help="only the in-process CPU per task and the arithmetic")
     args = parser.parse_args()
+
+    micros = print_per_task_cpu()
+    print()
+    if args.cpu_only:
+        print_memory_arithmetic(micros, 400.0, function_memory())
+        return
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
     issuer = LocalIssuer(None, ISSUER, AUDIENCE, key=generate_key())
@@ -327,6 +444,12 @@ def main() -> None:
     ratio = large_query_seconds / large_result.seconds
     print(f"export / bare Query throughput at {large:,} tasks: {ratio:.2f} (target >= 0.8)")
     print("app CPU us/task: the app process's CPU time per exported task, DynamoDB client work included")
+    print(
+        f"time to first byte: {small_result.first_byte_seconds * 1000:.0f} ms ({small:,} tasks), "
+        f"{large_result.first_byte_seconds * 1000:.0f} ms ({large:,} tasks)"
+    )
+    print()
+    print_memory_arithmetic(micros, large_result.body_bytes / large, function_memory())
 
 
 if __name__ == "__main__":
