@@ -20,10 +20,10 @@ N ?= 1000
 ENV ?= default
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
-	build validate deploy bench clean
+	build validate deploy bench clean openapi
 
 help:
-	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
+	@echo "make run | test | openapi | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
@@ -80,6 +80,9 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+openapi: install
+	POWERTOOLS_LOG_LEVEL=CRITICAL PYTHONPATH=src:. $(PY) tools/openapi.py
 
 validate: tools
 	bash tools/template_checks.sh
