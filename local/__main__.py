@@ -14,11 +14,12 @@ from types import FrameType
 from typing import Any
 
 from local import aws
+from local.docs import CORS_PARAMETER, DocsSite, cors_origins, origins_of, served_document
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_KEY_PATH, LocalIssuer
 from local.seed import ProgressLine, seed
-from local.server import PortInUseError
+from local.server import HttpServer, PortInUseError
 from local.stack import DEFAULT_STATE_FILE, STATE_DIR, LocalStack, StackOptions
-from local.template import TemplateError
+from local.template import Template, TemplateError
 
 BANNER_TOKEN_SECONDS = 12 * 3600
 PORT_OPTIONS = {
@@ -27,6 +28,7 @@ PORT_OPTIONS = {
     "port_url": "--port-url",
     "port_issuer": "--port-issuer",
     "port_aws": "--port-aws",
+    "port_docs": "--port-docs",
 }
 
 
@@ -40,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--port-url", type=int, default=3002, help="CRUD function URL (default 3002)")
     run.add_argument("--port-issuer", type=int, default=3003, help="JWT issuer / JWKS (default 3003)")
     run.add_argument("--port-aws", type=int, default=aws.DEFAULT_AWS_PORT, help="moto server (default 5000)")
+    run.add_argument("--port-docs", type=int, default=3004, help="API docs page, an origin of its own (default 3004)")
     run.add_argument(
         "--dynamodb-endpoint",
         default=os.environ.get("DYNAMODB_ENDPOINT") or None,
@@ -99,6 +102,11 @@ def _issuer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        docs = HttpServer(None, "127.0.0.1", args.port_docs, name="docs page", access_log=None)
+    except PortInUseError as error:
+        print(f"local stack: {error}; stop what uses it, or choose another port with --port-docs", file=sys.stderr)
+        return 2
     options = StackOptions(
         port_api=args.port_api,
         port_export=args.port_export,
@@ -112,20 +120,28 @@ def _run(args: argparse.Namespace) -> int:
         bucket_name=args.bucket_name,
         state_dir=args.state_dir,
         access_log=None if args.quiet or args.ready_json else sys.stderr,
+        template_parameters={CORS_PARAMETER: cors_origins(Template.load(), *origins_of(docs.url))},
     )
     stack = LocalStack(options)
     try:
         stack.start()
     except PortInUseError as error:
+        docs.stop()
         option = next((flag for name, flag in PORT_OPTIONS.items() if getattr(options, name) == error.port), None)
         advice = f"; stop what uses it, or choose another port with {option}" if option else ""
         print(f"local stack: {error}{advice}", file=sys.stderr)
         return 2
     except (TemplateError, RuntimeError, TimeoutError) as error:
+        docs.stop()
         print(f"local stack: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        docs.stop()
         return 130
+    token = stack.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+    docs.app = DocsSite(served_document(stack.api_url, stack.function_url, stack.export_url), token)
+    docs.start()
+    description = {**stack.describe(), "docs_url": docs.url}
 
     stopping = threading.Event()
 
@@ -138,23 +154,24 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
-            state_file.write_text(json.dumps(stack.describe(), indent=2))
+            state_file.write_text(json.dumps(description, indent=2))
         if args.ready_json:
-            print(json.dumps(stack.describe()), flush=True)
+            print(json.dumps(description), flush=True)
         else:
-            print(banner(stack), flush=True)
+            print(banner(stack, token, docs.url), flush=True)
         stopping.wait()
         if not args.ready_json:
             print("\nStopping the local stack...", file=sys.stderr, flush=True)
     finally:
+        docs.stop()
         stack.stop()
         if state_file is not None and _state(state_file).get("pid") == os.getpid():
             state_file.unlink(missing_ok=True)
     return 0
 
 
-def banner(stack: LocalStack) -> str:
-    api, export, token = stack.api_url, stack.export_url, stack.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+def banner(stack: LocalStack, token: str, docs_url: str) -> str:
+    api, export = stack.api_url, stack.export_url
     auth = '-H "Authorization: Bearer $TOKEN"'
     body = shlex.quote(json.dumps({"title": "Try the local stack", "priority": "high", "tags": ["demo"]}))
     first_id = shlex.quote('import json,sys; print(json.load(sys.stdin)["items"][0]["taskId"])')
@@ -168,6 +185,7 @@ def banner(stack: LocalStack) -> str:
         f"  JWT issuer         {stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)",
         f"  AWS stand-in       {stack.aws_endpoint}   (moto: S3; table on {store})",
         f"  table / bucket     {stack.table_name} / {stack.bucket_name}",
+        f"  API docs           {docs_url}   (Swagger UI, signed in as alice; {docs_url}/openapi.json)",
         "",
         'A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):',
         "",

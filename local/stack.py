@@ -466,7 +466,7 @@ class StackProcess:
         python: str = sys.executable,
     ):
         self.command = [python, "-m", "local", "run", "--ready-json", "--state-file", ""]
-        for option in ("--port-api", "--port-export", "--port-url", "--port-issuer", "--port-aws"):
+        for option in ("--port-api", "--port-export", "--port-url", "--port-issuer", "--port-aws", "--port-docs"):
             self.command += [option, "0"]
         if dynamodb_endpoint:
             self.command += ["--dynamodb-endpoint", dynamodb_endpoint]
