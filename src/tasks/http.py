@@ -1,5 +1,6 @@
 """What the route modules share: the request's caller and services, its body, and the response shapes."""
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,10 +71,14 @@ class Request:
         content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
         if content_type not in JSON_TYPES:
             raise errors.UnsupportedMediaType("send the body as application/json")
-        raw = self.event.decoded_body or ""
-        if len(raw.encode()) > MAX_BODY_BYTES:
+        body = self.event.body or ""
+        data = base64.b64decode(body) if self.event.is_base64_encoded else body.encode()
+        if len(data) > MAX_BODY_BYTES:
             raise errors.PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-        return raw
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise errors.MalformedBody("the body is not UTF-8 text") from None
 
 
 def json_response(status: int, body: Any, **headers: str) -> Response[str]:
