@@ -149,10 +149,24 @@ def crud_operation(operation_id: str, function: Callable[..., Any]) -> dict[str,
         media_types = BODY_MEDIA_TYPES.get(operation_id, ("application/json",))
         operation["requestBody"] = {
             "required": True,
-            "content": {media: {"schema": {"$ref": SCHEMAS + body}} for media in media_types},
+            "content": {media: {"schema": {"$ref": SCHEMAS + body}, "example": example(body)} for media in media_types},
         }
     operation["responses"] = {**success_responses(operation_id), **error_responses(ERRORS[operation_id])}
     return operation
+
+
+def example(body: str) -> dict[str, Any]:
+    """A request body that works on a stack deployed with the template's defaults."""
+    parameters = Template.load().parameters
+    match body:
+        case "TaskFields":
+            return {"title": "Write the report", "priority": "high", "dueDate": "2026-12-01", "tags": ["work"]}
+        case "TaskPatch":
+            return {"status": "completed", "dueDate": None}
+        case "AttachmentRequest":
+            content_type = parameters["AttachmentContentTypes"].split(",")[0]
+            return {"fileName": "report.pdf", "contentType": content_type, "size": 1024}
+    raise ValueError(f"no example for {body}")
 
 
 def _path_parameters(operation_id: str) -> list[dict[str, Any]]:
@@ -349,6 +363,17 @@ def schemas() -> dict[str, Any]:
     for name in READ_ONLY_FIELDS:
         task["properties"][name]["readOnly"] = True
     task["properties"]["version"]["minimum"] = 1
+    parameters = Template.load().parameters
+    allowed = found["AttachmentRequest"]["properties"]
+    allowed["contentType"]["description"] = (
+        "One of the stack's AttachmentContentTypes parameter (by default: "
+        + parameters["AttachmentContentTypes"].replace(",", ", ")
+        + ")."
+    )
+    allowed["size"]["description"] = (
+        "The exact size in bytes; at most the AttachmentMaxBytes parameter "
+        f"(by default {parameters['AttachmentMaxBytes']})."
+    )
     attachment = _dataclass_schema(Attachment, keep=set(ATTACHMENT_FIELDS))
     attachment["properties"]["status"]["enum"] = ["pending", "available"]
     upload = _typed_dict_schema(UploadGrant)
