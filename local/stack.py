@@ -48,6 +48,7 @@ from local.events import HttpRequest, HttpResponse
 from local.gateway import SRC_DIR, FunctionUrlEmulator, HttpApiEmulator, JwtAuthorizer, LambdaFunction, RemoteJwks
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
 from local.notifications import EventBus, S3Notifications
+from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
 from local.template import DEFAULT_TEMPLATE, REPO_ROOT, CorsConfig, FunctionSpec, Template, TemplateError
@@ -263,6 +264,7 @@ class LocalStack:
         servers.issuer.app = issuer_app(issuer)
         servers.issuer.start()
         servers.moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
+        servers.moto.observers.append(BucketCors(o.bucket_name, self.template.bucket().cors_rules).decorate)
         servers.moto.start()
         dynamodb_endpoint = o.dynamodb_endpoint or servers.moto.url
         if o.dynamodb_endpoint:
