@@ -1,8 +1,9 @@
 """Schemathesis, driven by `openapi.json`, against the `make run` stack: every entry point, with a valid token.
 
 It generates valid and invalid requests from the document (and, where responses link operations, chains
-create -> get/patch/put/delete), and checks that no response is a 5xx and that every response conforms to
-the document: its status code, content type, headers and body. A fixed seed and example count keep the
+create -> get/patch/put/delete), and checks that no response is a 5xx, that every response conforms to
+the document (status code, content type, headers and body), that a request without the token is refused,
+and that a created task can be read and a deleted one cannot. A fixed seed and example count keep the
 run reproducible and bounded; `FUZZ_EXAMPLES` / `FUZZ_SEED` widen or vary it.
 """
 
@@ -27,6 +28,9 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_headers_conformance",
         "response_schema_conformance",
+        "ignored_auth",  # the same request without the token: a 401, never data
+        "ensure_resource_availability",  # what was created can be read at once
+        "use_after_free",  # what was deleted is gone
     )
 )
 EXPORT_PATHS = "^/(healthz|tasks/export)$"
