@@ -11,7 +11,7 @@ End-to-end, over HTTP:
 
 - `stack = start_stack_process(state_dir=tmp_path)`: `python -m local run` on free ports in a child process;
   `stack.info` holds api_url (with the stage, e.g. http://127.0.0.1:PORT/dev), export_url, function_url,
-  issuer_url, audience, key_path, aws_endpoint, dynamodb_endpoint, table_name and bucket_name;
+  issuer_url, audience, key_path, aws_endpoint, dynamodb_endpoint, table_name, bucket_name and docs_url;
   `stack.issuer().bearer("alice")` signs accepted tokens; `stack.drain_events()` waits until S3 uploads
   reached their EventBridge function; `stack.stop()`.
 - `dynamodb = start_dynamodb_local()`: DynamoDB Local (npm package, java) on a free port, then
