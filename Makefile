@@ -20,10 +20,10 @@ N ?= 1000
 ENV ?= default
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
-	build validate deploy bench soak clean
+	build validate deploy bench soak clean openapi browser test-browser
 
 help:
-	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
+	@echo "make run | test | openapi | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
@@ -61,16 +61,27 @@ seed: install
 dynamodb-local: install
 	$(PY) -m local dynamodb-local $(ARGS)
 
-test: lint test-unit test-template test-e2e
+test: lint test-unit test-template test-e2e test-browser
 
 test-unit: install
-	$(PY) -m pytest -m "not template and not e2e"
+	$(PY) -m pytest -m "not template and not e2e and not browser"
 
 test-template: install tools
 	$(PY) -m pytest -m template
 
 test-e2e: install
 	$(PY) -m pytest -m e2e
+
+test-browser: install browser
+	$(PY) -m pytest -m browser
+
+# Headless Chromium and its driver from Debian (the browser tests never download a browser).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium and chromium-driver (Debian packages)" >&2; \
+		apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2; \
+	else echo "no headless browser: sudo apt-get install chromium chromium-driver (browser tests skip without it, except in CI)" >&2; fi
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -80,6 +91,9 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+openapi: install
+	POWERTOOLS_LOG_LEVEL=CRITICAL PYTHONPATH=src:. $(PY) tools/openapi.py
 
 validate: tools
 	bash tools/template_checks.sh

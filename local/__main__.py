@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from local import STATE_DIR, aws, dynamodb_local
+from local.docs import CORS_PARAMETER, DocsSite, cors_origins, origins_of, served_document
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_KEY_PATH, LocalIssuer
 from local.seed import ProgressLine, seed
-from local.server import PortInUseError
+from local.server import HttpServer, PortInUseError
 from local.stack import DEFAULT_STATE_FILE, LocalStack, StackOptions
-from local.template import TemplateError
+from local.template import Template, TemplateError
 
 BANNER_TOKEN_SECONDS = 12 * 3600
 PORTS = {name: getattr(StackOptions, f"port_{name}") for name in ("api", "export", "url", "issuer", "aws")}
+DOCS_PORT = 3004
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("run", help="serve the HTTP API, function URL, streaming app and JWT issuer")
     for name, port in PORTS.items():
         run.add_argument(f"--port-{name}", type=int, default=port, help=f"default {port}")
+    run.add_argument(
+        "--port-docs",
+        type=int,
+        default=DOCS_PORT,
+        help=f"the API docs page, an origin of its own (default {DOCS_PORT})",
+    )
     run.add_argument(
         "--dynamodb-endpoint",
         default=os.environ.get("DYNAMODB_ENDPOINT") or None,
@@ -72,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     ports = {f"port_{name}": getattr(args, f"port_{name}") for name in PORTS}
+    try:
+        docs = HttpServer(None, "127.0.0.1", args.port_docs, name="docs page", access_log=None)
+    except PortInUseError as error:
+        print(f"local stack: {error}; stop what uses it, or choose another with --port-docs", file=sys.stderr)
+        return 2
     options = StackOptions(
         **ports,
         dynamodb_endpoint=args.dynamodb_endpoint,
@@ -81,11 +94,13 @@ def _run(args: argparse.Namespace) -> int:
         bucket_name=args.bucket_name,
         state_dir=args.state_dir,
         access_log=None if args.quiet or args.ready_json else sys.stderr,
+        template_parameters={CORS_PARAMETER: cors_origins(Template.load(), *origins_of(docs.url))},  # as on AWS
     )
     stack = LocalStack(options)
     try:
         stack.start()
     except PortInUseError as error:
+        docs.stop()
         flag = next((f"--{name.replace('_', '-')}" for name, port in ports.items() if port == error.port), None)
         print(
             f"local stack: {error}" + (f"; stop what uses it, or choose another with {flag}" if flag else ""),
@@ -93,10 +108,16 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 2
     except (TemplateError, RuntimeError, TimeoutError) as error:
+        docs.stop()
         print(f"local stack: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        docs.stop()
         return 130
+    token = stack.issuer.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+    docs.app = DocsSite(served_document(stack.api_url, stack.function_url, stack.export_url), token)
+    docs.start()
+    description = {**stack.describe(), "docs_url": docs.url}
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -104,20 +125,21 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
-            state_file.write_text(json.dumps(stack.describe(), indent=2))
-        print(json.dumps(stack.describe()) if args.ready_json else banner(stack), flush=True)
+            state_file.write_text(json.dumps(description, indent=2))
+        print(json.dumps(description) if args.ready_json else banner(stack, token, docs.url), flush=True)
         stopping.wait()
         if not args.ready_json:
             print("\nStopping the local stack...", file=sys.stderr, flush=True)
     finally:
+        docs.stop()
         stack.stop()
         if state_file is not None and _state(state_file).get("pid") == os.getpid():
             state_file.unlink(missing_ok=True)
     return 0
 
 
-def banner(stack: LocalStack) -> str:
-    api, export, token = stack.api_url, stack.export_url, stack.issuer.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+def banner(stack: LocalStack, token: str, docs_url: str) -> str:
+    api, export = stack.api_url, stack.export_url
     auth = '-H "Authorization: Bearer $TOKEN"'
     body = shlex.quote(json.dumps({"title": "Try the local stack", "priority": "high", "tags": ["demo"]}))
     first_id = shlex.quote('import json,sys; print(json.load(sys.stdin)["items"][0]["taskId"])')
@@ -130,6 +152,7 @@ def banner(stack: LocalStack) -> str:
   JWT issuer         {stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)
   AWS stand-in       {stack.aws_endpoint}   (moto: S3; tables on {store})
   table / bucket     {stack.table_name} / {stack.bucket_name}
+  API docs           {docs_url}   (Swagger UI, signed in as alice; {docs_url}/openapi.json)
 
 A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):
 

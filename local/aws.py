@@ -170,11 +170,7 @@ def create_bucket(s3: Any, template: Template, bucket_name: str, logical_id: str
             raise
     if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
         s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
-    rules = []
-    for rule in (properties.get("CorsConfiguration") or {}).get("CorsRules") or []:
-        converted = {key: rule[name] for key, name in _CORS_RULE.items() if rule.get(name) is not None}
-        rules.append({**converted, "MaxAgeSeconds": int(rule["MaxAge"])} if "MaxAge" in rule else converted)
-    require_resolved(rules, f"the CORS rules of bucket {bucket_name}")
+    rules = bucket_cors_rules(template, logical_id)
     if rules:
         s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": rules})
     encryption = (properties.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
@@ -185,6 +181,17 @@ def create_bucket(s3: Any, template: Template, bucket_name: str, logical_id: str
     if block:
         configuration = {key: truthy(value) for key, value in block.items()}
         s3.put_public_access_block(Bucket=bucket_name, PublicAccessBlockConfiguration=configuration)
+
+
+def bucket_cors_rules(template: Template, logical_id: str | None = None) -> list[dict[str, Any]]:
+    """The bucket's CorsConfiguration as boto3's `put_bucket_cors` takes it."""
+    properties = template.properties(template.only("AWS::S3::Bucket", logical_id), "AWS::S3::Bucket")
+    rules = []
+    for rule in (properties.get("CorsConfiguration") or {}).get("CorsRules") or []:
+        converted = {key: rule[name] for key, name in _CORS_RULE.items() if rule.get(name) is not None}
+        rules.append({**converted, "MaxAgeSeconds": int(rule["MaxAge"])} if "MaxAge" in rule else converted)
+    require_resolved(rules, f"the CORS rules of bucket {logical_id}")
+    return rules
 
 
 def sends_events(template: Template, logical_id: str) -> bool:

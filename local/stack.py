@@ -40,6 +40,7 @@ from local.notifications import (
     retry_policies,
 )
 from local.runtime import SRC_DIR
+from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
 from local.specs import FunctionSpec
@@ -199,6 +200,7 @@ class LocalStack:
             aws.create_table(dynamodb, self.template, name, logical_id)
         for logical_id, name in self.buckets.items():
             aws.create_bucket(s3, self.template, name, logical_id)
+            self._moto.observers.append(BucketCors(name, aws.bucket_cors_rules(self.template, logical_id)).decorate)
 
     def _configure(self) -> None:
         """Set the apps' environment variables, as Lambda would from the template (plus the local values)."""

@@ -11,7 +11,7 @@ End-to-end, over HTTP:
 
 - `stack = start_stack_process(state_dir=tmp_path)`: `python -m local run` on free ports in a child process;
   `stack.info` holds api_url (http://127.0.0.1:PORT), api_stage_url (.../dev), export_url, function_url,
-  issuer_url, audience, key_path, aws_endpoint, dynamodb_endpoint, table_name and bucket_name;
+  issuer_url, audience, key_path, aws_endpoint, dynamodb_endpoint, table_name, bucket_name and docs_url;
   `stack.issuer().bearer("alice")` signs accepted tokens; `stack.drain_events()` waits until S3 uploads
   reached their EventBridge function; `stack.stop()`.
 - `dynamodb = start_dynamodb_local()`: DynamoDB Local (npm package, java) on a free port, then
@@ -162,7 +162,7 @@ class StackProcess:
         python: str = sys.executable,
     ):
         self.command = [python, "-m", "local", "run", "--ready-json", "--state-file", ""]
-        for option in ("--port-api", "--port-export", "--port-url", "--port-issuer", "--port-aws"):
+        for option in ("--port-api", "--port-export", "--port-url", "--port-issuer", "--port-aws", "--port-docs"):
             self.command += [option, "0"]
         if dynamodb_endpoint:
             self.command += ["--dynamodb-endpoint", dynamodb_endpoint]

@@ -32,6 +32,8 @@ from streaming.export import Budget, ExportStream, Invocation, WallClock
 from streaming.framing import FRAMINGS
 
 logger = Logger()
+EXPORT_PATH = "/tasks/export"
+HEALTH_PATH = "/healthz"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -126,11 +128,11 @@ def _correlation_id(request: Request) -> str:
 
 def create_app(settings: ExportSettings, services: Services, clock: WallClock = time.time) -> Starlette:
     exporter = Exporter(settings, services, clock)
-    export_route = Route("/tasks/export", exporter.export, methods=["GET"])
+    export_route = Route(EXPORT_PATH, exporter.export, methods=["GET"])
     if export_route.methods:  # Starlette adds HEAD to GET routes: a HEAD would run a whole export
         export_route.methods.discard("HEAD")
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), export_route],
+        routes=[Route(HEALTH_PATH, healthz, methods=["GET"]), export_route],
         exception_handlers={
             errors.DomainError: domain_error,
             404: route_not_found,

@@ -97,7 +97,16 @@ lambda_handler = cold_start(_from_environment, failing_handler, logger)
 
 def routes() -> list[tuple[str, str]]:
     """(method, path template) of every route served, e.g. ("GET", "/tasks/{taskId}")."""
-    return sorted((route.method, route.path.replace("<", "{").replace(">", "}")) for route in _registered())
+    return sorted((route.method, _template(route.path)) for route in _registered())
+
+
+def _template(path: str) -> str:
+    return path.replace("<", "{").replace(">", "}")
+
+
+def operations() -> list[tuple[str, str, Callable[..., Any]]]:
+    """(method, path template, route function) of every route served."""
+    return sorted(((route.method, _template(route.path), route.func) for route in _registered()), key=lambda op: op[:2])
 
 
 def allowed_methods(path: str) -> list[str]:

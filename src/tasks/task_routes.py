@@ -15,6 +15,7 @@ metrics = Metrics()
 
 @router.post("/tasks")
 def create_task() -> Response[str]:
+    """Create a task."""
     request = Request(router)
     task = request.services.tasks.create(request.caller(), request.task_fields().values())
     metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
@@ -23,6 +24,7 @@ def create_task() -> Response[str]:
 
 @router.get("/tasks")
 def list_tasks() -> Response[str]:
+    """List the caller's tasks, a page at a time, filtered and sorted."""
     request = Request(router)
     owner = request.caller()
     page = request.services.tasks.list(owner, parse_list_query(request.event.query_string_parameters))
@@ -31,6 +33,7 @@ def list_tasks() -> Response[str]:
 
 @router.get("/tasks/<taskId>")
 def get_task(taskId: str) -> Response[str]:
+    """Get a task (304 when If-None-Match names its current ETag)."""
     request = Request(router)
     task = request.services.tasks.get(request.caller(), taskId)
     if_none_match = request.header("if-none-match")
@@ -41,6 +44,7 @@ def get_task(taskId: str) -> Response[str]:
 
 @router.patch("/tasks/<taskId>")
 def patch_task(taskId: str) -> Response[str]:
+    """Change some fields (JSON merge patch: null resets an optional field)."""
     request = Request(router)
     owner = request.caller()
     changes = request.task_patch().as_changes()
@@ -50,6 +54,7 @@ def patch_task(taskId: str) -> Response[str]:
 
 @router.put("/tasks/<taskId>")
 def replace_task(taskId: str) -> Response[str]:
+    """Replace every writable field (absent optional fields reset to defaults)."""
     request = Request(router)
     owner = request.caller()
     fields = request.task_fields().values()
@@ -59,6 +64,7 @@ def replace_task(taskId: str) -> Response[str]:
 
 @router.delete("/tasks/<taskId>")
 def delete_task(taskId: str) -> Response[str]:
+    """Delete a task and its attachments."""
     request = Request(router)
     request.services.tasks.delete(request.caller(), taskId, request.expected_version(taskId))
     return Response(204, None, "")

@@ -10,6 +10,7 @@ PRIORITIES: tuple[str, ...] = get_args(Priority)
 
 WRITABLE_FIELDS = ("title", "description", "status", "priority", "dueDate", "tags")
 READ_ONLY_FIELDS = frozenset({"taskId", "userId", "createdAt", "updatedAt", "completedAt", "version"})
+ATTACHMENT_FIELDS = ("attachmentId", "taskId", "fileName", "contentType", "size", "status", "createdAt")
 DEFAULTS: dict[str, Any] = {"description": "", "status": "pending", "priority": "medium", "dueDate": None, "tags": []}
 
 
@@ -52,12 +53,4 @@ class Attachment:
         return self.status == "available" or self.uploadExpiresAt > now_epoch
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "attachmentId": self.attachmentId,
-            "taskId": self.taskId,
-            "fileName": self.fileName,
-            "contentType": self.contentType,
-            "size": self.size,
-            "status": self.status,
-            "createdAt": self.createdAt,
-        }
+        return {name: getattr(self, name) for name in ATTACHMENT_FIELDS}

@@ -44,6 +44,11 @@ _STATUS: list[tuple[type[errors.DomainError], int, str, str]] = [
 ]
 
 
+def problem_types() -> list[tuple[int, str, str]]:
+    """(status, title, slug) of every problem a domain error becomes."""
+    return [(status, title, slug) for _, status, title, slug in _STATUS]
+
+
 def from_error(error: errors.DomainError) -> Problem:
     status, title, slug = next((s, t, g) for kind, s, t, g in _STATUS if isinstance(error, kind))
     extra: dict[str, Any] = {}

@@ -1,22 +1,33 @@
 """The JSON the API returns for attachments: the record, plus how to upload or download its bytes."""
 
-from typing import Any
+from typing import Any, TypedDict
 
 from core.domain import clock
 from core.domain.attachments import Download, Upload
 
 
+class UploadGrant(TypedDict):
+    """A presigned POST: send `fields` and then the file as multipart/form-data to `url` before `expiresAt`."""
+
+    url: str
+    fields: dict[str, str]
+    expiresAt: str
+
+
+class DownloadGrant(TypedDict):
+    """A presigned GET of the uploaded object, valid until `expiresAt`."""
+
+    url: str
+    expiresAt: str
+
+
 def upload_json(upload: Upload) -> dict[str, Any]:
-    return {
-        **upload.attachment.to_json(),
-        "upload": {"url": upload.url, "fields": upload.fields, "expiresAt": clock.from_epoch(upload.expires_at)},
-    }
+    grant = UploadGrant(url=upload.url, fields=upload.fields, expiresAt=clock.from_epoch(upload.expires_at))
+    return {**upload.attachment.to_json(), "upload": grant}
 
 
 def download_json(download: Download) -> dict[str, Any]:
-    body = download.attachment.to_json()
+    grant: DownloadGrant | None = None
     if download.url is not None and download.expires_at is not None:
-        body["download"] = {"url": download.url, "expiresAt": clock.from_epoch(download.expires_at)}
-    else:
-        body["download"] = None
-    return body
+        grant = DownloadGrant(url=download.url, expiresAt=clock.from_epoch(download.expires_at))
+    return {**download.attachment.to_json(), "download": grant}

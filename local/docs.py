@@ -1,0 +1,150 @@
+"""The API docs page of `make run`: `openapi.json` and Swagger UI (from the `swagger-ui-bundle` package, offline).
+
+That package's Swagger UI (4.15) renders OpenAPI 3.0, not 3.1: the page reads `/openapi-3.0.json`, the
+same document in 3.0 terms (`for_swagger_ui`); `/openapi.json` is the 3.1 document itself.
+
+It is served on an origin of its own, as a docs site would be, so its "Try it out" calls are
+cross-origin: the stack allows them because `make run` adds this origin to the template's
+`CorsAllowedOrigins` parameter, as a deployment would (`cors_origins`). The document served is the
+committed one with its servers pointing at the running stack, and the page comes authorized with a
+bearer token.
+"""
+
+import json
+import mimetypes
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from swagger_ui_bundle import swagger_ui_path
+
+from local import REPO_ROOT
+from local.events import HttpRequest, HttpResponse
+from local.template import Template
+
+DOCUMENT = REPO_ROOT / "openapi.json"
+ASSETS = Path(swagger_ui_path)
+SECURITY_SCHEME = "bearerAuth"
+CORS_PARAMETER = "CorsAllowedOrigins"
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Serverless Tasks API (local)</title>
+  <link rel="stylesheet" href="/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/swagger-ui-bundle.js"></script>
+  <script src="/swagger-ui-standalone-preset.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/openapi-3.0.json",
+      dom_id: "#swagger-ui",
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout",
+      deepLinking: true,
+      persistAuthorization: false,
+      onComplete: () => window.ui.preauthorizeApiKey(__SCHEME__, __TOKEN__),
+    });
+  </script>
+</body>
+</html>
+"""
+
+
+def cors_origins(template: Template, *origins: str) -> str:
+    """The `CorsAllowedOrigins` value that adds `origins` to the template's own (e.g. a local frontend's)."""
+    configured = template.parameters.get(CORS_PARAMETER) or []
+    return ",".join(dict.fromkeys([*configured, *origins]))
+
+
+def origins_of(url: str) -> list[str]:
+    """A loopback URL's origin under both names a browser may use for it."""
+    return [url, url.replace("//127.0.0.1:", "//localhost:")]
+
+
+def served_document(api_url: str, function_url: str, export_url: str, path: Path = DOCUMENT) -> dict[str, Any]:
+    """The committed document with its servers pointing at the running stack (AWS servers kept)."""
+    document: dict[str, Any] = json.loads(path.read_text())
+    local = [
+        (api_url, "HTTP API (this local stack)"),
+        (function_url, "CRUD function URL (this local stack; the app verifies the token)"),
+    ]
+    document["servers"] = _servers(local, document.get("servers", []))
+    for item in document["paths"].values():
+        if "servers" in item:
+            item["servers"] = _servers([(export_url, "export function URL (this local stack)")], item["servers"])
+    return document
+
+
+def _servers(local: Iterable[tuple[str, str]], documented: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    remote = [server for server in documented if not server["url"].startswith("http://127.0.0.1")]
+    return [*({"url": url, "description": text} for url, text in local), *remote]
+
+
+def for_swagger_ui(document: dict[str, Any]) -> dict[str, Any]:
+    """The document in OpenAPI 3.0 terms: nullable instead of null types, enum instead of const, boolean bounds."""
+    converted: dict[str, Any] = _in_3_0(document)
+    converted["openapi"] = "3.0.3"
+    return converted
+
+
+def _in_3_0(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_in_3_0(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    schema = {key: _in_3_0(item) for key, item in value.items()}
+    if isinstance(schema.get("type"), list):
+        kinds = [kind for kind in schema["type"] if kind != "null"]
+        schema["type"] = kinds[0]
+        schema["nullable"] = len(kinds) < len(value["type"])
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(schema.get(bound), int | float) and not isinstance(schema[bound], bool):
+            schema[limit], schema[bound] = schema[bound], True
+    if "const" in schema:
+        schema["enum"] = [schema.pop("const")]
+    for combinator in ("anyOf", "oneOf"):
+        options = schema.get(combinator)
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [option for option in options if option != {"type": "null"}]
+            del schema[combinator]
+            if len(rest) == 1 and "$ref" not in rest[0]:
+                schema.update(rest[0])
+            else:
+                schema[combinator] = rest
+            schema["nullable"] = True
+    return schema
+
+
+class DocsSite:
+    """`/` the Swagger UI page, `/openapi.json` the document, and the Swagger UI assets."""
+
+    def __init__(self, document: dict[str, Any], token: str):
+        self.document = json.dumps(document, indent=2).encode()
+        self.document_3_0 = json.dumps(for_swagger_ui(document), indent=2).encode()
+        page = PAGE.replace("__SCHEME__", json.dumps(SECURITY_SCHEME)).replace("__TOKEN__", json.dumps(token))
+        self.page = page.encode()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponse(405, [("allow", "GET, HEAD"), ("content-type", "text/plain")], b"GET only\n")
+        path = request.raw_path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            return self._ok("text/html; charset=utf-8", self.page)
+        if path == "/openapi.json":
+            return self._ok("application/json", self.document)
+        if path == "/openapi-3.0.json":
+            return self._ok("application/json", self.document_3_0)
+        asset = ASSETS / path.lstrip("/")
+        if "/" in path.lstrip("/") or not asset.is_file():
+            return HttpResponse(404, [("content-type", "text/plain")], b"not found\n")
+        media_type = mimetypes.guess_type(asset.name)[0] or "application/octet-stream"
+        return self._ok(media_type, asset.read_bytes())
+
+    @staticmethod
+    def _ok(media_type: str, body: bytes) -> HttpResponse:
+        return HttpResponse(200, [("content-type", media_type), ("cache-control", "no-store")], body)

@@ -1,0 +1,103 @@
+"""The docs site of `make run` and the bucket's CORS on the local S3, without a browser or network."""
+
+import json
+from typing import Any
+
+from openapi_spec_validator import validate
+
+from local.docs import DOCUMENT, DocsSite, cors_origins, for_swagger_ui, origins_of, served_document
+from local.events import HttpResponse
+from local.s3_cors import BucketCors
+from local.template import Template
+from tests.local_support import request
+
+BUCKET = "attachments-bucket"
+RULES = [{"AllowedMethods": ["POST", "GET"], "AllowedOrigins": ["http://docs.test"], "ExposeHeaders": ["ETag"]}]
+
+
+def site() -> DocsSite:
+    return DocsSite(served_document("http://api.test/dev", "http://url.test", "http://export.test"), "a.b.c")
+
+
+def test_the_page_holds_the_token_and_reads_the_document() -> None:
+    page = site()(request("GET", "/"))
+
+    assert page.status == 200 and page.header("content-type", "").startswith("text/html")
+    assert b'"a.b.c"' in page.body and b"/openapi-3.0.json" in page.body
+
+
+def test_the_served_document_points_at_the_running_stack() -> None:
+    document = json.loads(site()(request("GET", "/openapi.json")).body)
+
+    assert [server["url"] for server in document["servers"][:2]] == ["http://api.test/dev", "http://url.test"]
+    assert document["paths"]["/tasks/export"]["servers"][0]["url"] == "http://export.test"
+    assert not any("127.0.0.1" in server["url"] for server in document["servers"])
+
+
+def test_the_swagger_ui_assets_are_served_and_nothing_outside_them() -> None:
+    docs = site()
+
+    assert docs(request("GET", "/swagger-ui-bundle.js")).status == 200
+    assert docs(request("GET", "/../openapi.json")).status == 404
+    assert docs(request("GET", "/vendor/../index.html")).status == 404
+    assert docs(request("POST", "/")).status == 405
+
+
+def test_the_3_0_rendering_is_valid_openapi_3_0_with_nothing_of_3_1_left() -> None:
+    rendered = for_swagger_ui(json.loads(DOCUMENT.read_text()))
+    text = json.dumps(rendered)
+
+    validate(rendered)
+    assert rendered["openapi"] == "3.0.3"
+    assert '{"type": "null"}' not in text and '"const"' not in text
+
+
+def test_nullable_and_const_become_their_3_0_forms() -> None:
+    schema: dict[str, Any] = {
+        "properties": {
+            "a": {"type": ["string", "null"]},
+            "b": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+            "c": {"const": "ok"},
+            "d": {"type": "integer", "exclusiveMinimum": 0},
+        }
+    }
+
+    converted = for_swagger_ui(schema)["properties"]
+
+    assert converted["a"] == {"type": "string", "nullable": True}
+    assert converted["b"] == {"type": "string", "maxLength": 3, "nullable": True}
+    assert converted["c"] == {"enum": ["ok"]}
+    assert converted["d"] == {"type": "integer", "minimum": 0, "exclusiveMinimum": True}
+
+
+def test_the_docs_origin_is_added_to_the_templates_cors_origins() -> None:
+    origins = cors_origins(Template.load(), *origins_of("http://127.0.0.1:3004")).split(",")
+
+    assert origins[-2:] == ["http://127.0.0.1:3004", "http://localhost:3004"]
+    assert Template.load().parameters["CorsAllowedOrigins"][0] in origins
+
+
+def bucket_response(origin: str | None, method: str = "POST", path: str = f"/{BUCKET}") -> HttpResponse:
+    headers = {"Origin": origin} if origin else {}
+    response = HttpResponse(204, [("Access-Control-Allow-Origin", "*"), ("Vary", "Origin")])
+    BucketCors(BUCKET, RULES).decorate(request(method, path, headers=headers), response)
+    return response
+
+
+def test_an_allowed_origin_gets_the_rules_headers() -> None:
+    response = bucket_response("http://docs.test")
+
+    assert response.header("access-control-allow-origin") == "http://docs.test"
+    assert response.header("access-control-expose-headers") == "ETag"
+    assert response.header("vary") == "Origin"
+
+
+def test_an_origin_or_method_the_rules_do_not_name_gets_no_cors_headers() -> None:
+    for response in (bucket_response("http://evil.test"), bucket_response("http://docs.test", method="DELETE")):
+        assert not [name for name, _ in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_responses_of_other_services_are_left_alone() -> None:
+    response = bucket_response("http://evil.test", path="/another-bucket/key")
+
+    assert response.header("access-control-allow-origin") == "*"
