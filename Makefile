@@ -107,6 +107,7 @@ deploy: build
 bench: install
 	$(PY) bench/bench_crud.py
 	$(PY) bench/bench_export.py
+	$(PY) bench/bench_budget.py
 
 SECONDS ?= 60
 CLIENTS ?= 8

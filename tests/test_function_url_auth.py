@@ -72,3 +72,21 @@ def test_unreachable_jwks_is_503_not_401(backend: Backend, invoke: Invoke, issue
 
 def _task_id(route: str, task: dict[str, Any]) -> str | None:
     return None if route in ("create-task", "list-tasks") else task["taskId"]
+
+
+def test_an_unauthenticated_requests_log_carries_no_earlier_callers_keys(
+    backend: Backend, invoke: Invoke, issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a warm function that has just served alice (her sub went into its log keys)
+    assert invoke("list-tasks", user=ALICE).status == 200
+    capsys.readouterr()
+
+    # When the next request, through the function URL, fails before anyone is known (the issuer is down)
+    backend.settings = replace(backend.settings, jwks_url="http://127.0.0.1:9/.well-known/jwks.json")
+    response = as_function_url(invoke, "list-tasks", issuer.token(BOB), query={})
+
+    # Then its error log names nobody
+    assert response.status == 503
+    logged = capsys.readouterr().out
+    assert "request failed" in logged
+    assert ALICE not in logged
