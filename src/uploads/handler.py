@@ -6,24 +6,22 @@ upload was in flight) is deleted, so S3 never holds bytes that no record points 
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.config import Settings
 from core.domain.attachments import AttachmentService
-from core.startup import Handler, cold_start, failing_handler
+from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 
 
 def create_handler(attachments: AttachmentService) -> Handler:
     @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
     @metrics.log_metrics
     @event_source(data_class=EventBridgeEvent)
     def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -41,4 +39,4 @@ def _from_environment() -> Handler:
     return create_handler(build_services(Settings.from_environment(), dynamodb_client(), s3_client).attachments)
 
 
-lambda_handler = cold_start(_from_environment, failing_handler, logger)
+lambda_handler = RestorableHandler(_from_environment, logger)
