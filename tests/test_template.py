@@ -60,12 +60,16 @@ def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def transformed_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("transform") / "transformed.json"
+def transform_template(output: Path) -> Path:
+    """template.yaml through the SAM transform (offline), written to `output`."""
     result = _run([_tool(SAM_PYTHON), "tools/transform_template.py", str(TEMPLATE), str(output)])
     assert result.returncode == 0, f"SAM transform failed:\n{result.stdout}\n{result.stderr}"
     return output
+
+
+@pytest.fixture(scope="module")
+def transformed_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return transform_template(tmp_path_factory.mktemp("transform") / "transformed.json")
 
 
 @pytest.fixture(scope="module")
