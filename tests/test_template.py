@@ -35,6 +35,9 @@ CRUD_ROUTES = set(served_routes())  # what the CRUD handler serves; test_contrac
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    # The role SAM makes for CodeDeploy (DeploymentPreference): AWS's service-role policy for shifting
+    # Lambda alias traffic and reading the rollback alarms.
+    "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda",
 }
 
 

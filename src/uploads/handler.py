@@ -22,7 +22,7 @@ metrics = Metrics()
 
 def create_handler(attachments: AttachmentService) -> Handler:
     @logger.inject_lambda_context
-    @metrics.log_metrics
+    @metrics.log_metrics(capture_cold_start_metric=True)
     @event_source(data_class=EventBridgeEvent)
     def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         detail = event.detail
