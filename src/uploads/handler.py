@@ -4,7 +4,7 @@ An object nobody expects (its record is gone: the task or attachment was deleted
 upload was in flight) is deleted, so S3 never holds bytes that no record points at.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,7 +32,7 @@ def create_handler(attachments: AttachmentService) -> Handler:
         metrics.add_metric(name=f"Upload-{outcome}", unit=MetricUnit.Count, value=1)
         return {"outcome": outcome}
 
-    return handler
+    return cast(Handler, handler)  # Powertools' decorators are untyped
 
 
 def _from_environment() -> Handler:
