@@ -9,12 +9,13 @@ import pytest
 
 from local.template import load_yaml
 from streaming.app import AFTER_RESTORE_PATH
+from tests.test_dashboard import emitted_metric_names
 from tests.test_template import FUNCTIONS, TEMPLATE, _resources, transform_template
 
 pytestmark = pytest.mark.template
 
 ROLLBACK_ALARMS = {
-    "TasksFunction": {"TasksErrorsAlarm", "TasksUrl5xxAlarm", "HttpApi5xxAlarm"},
+    "TasksFunction": {"TasksErrorsAlarm", "TasksUnhandledErrorsAlarm", "TasksUrl5xxAlarm"},
     "ExportFunction": {"ExportErrorsAlarm", "ExportUrl5xxAlarm"},
     "UploadEventsFunction": {"UploadEventsErrorsAlarm"},
 }
@@ -35,7 +36,8 @@ def test_every_function_publishes_versions_behind_a_live_alias(
     template: dict[str, Any], transformed: dict[str, Any]
 ) -> None:
     assert template["Globals"]["Function"]["AutoPublishAlias"] == "live"
-    assert template["Globals"]["Function"]["AutoPublishAliasAllProperties"] is True  # a layer bump publishes too
+    for function in FUNCTIONS:  # a layer bump publishes too
+        assert template["Resources"][function]["Properties"]["AutoPublishAliasAllProperties"] is True
     aliases = _resources(transformed, "AWS::Lambda::Alias")
     assert {alias["Properties"]["FunctionName"]["Ref"] for alias in aliases.values()} == set(FUNCTIONS)
     assert {alias["Properties"]["Name"] for alias in aliases.values()} == {"live"}
@@ -95,3 +97,11 @@ def test_the_export_app_has_the_web_adapter_after_restore_hook(template: dict[st
     assert variables["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"] == AFTER_RESTORE_PATH
     layers = template["Resources"]["ExportFunction"]["Properties"]["Layers"]
     assert any("LambdaAdapterLayerArm64:30" in str(layer) for layer in layers)  # adapter 1.1.0: the first with hooks
+
+
+def test_the_rollback_alarm_on_answered_500s_watches_a_metric_the_code_emits(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["TasksUnhandledErrorsAlarm"]["Properties"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert any(pattern.fullmatch(alarm["MetricName"]) for pattern in emitted_metric_names())

@@ -403,8 +403,8 @@ def test_both_http_functions_have_function_urls(transformed: dict[str, Any]) -> 
         url["Properties"]["TargetFunctionArn"]["Ref"]: url["Properties"]
         for url in _resources(transformed, "AWS::Lambda::Url").values()
     }
-    assert set(urls) == {"TasksFunction", "ExportFunction"}
-    assert urls["ExportFunction"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert set(urls) == {"TasksFunctionAliaslive", "ExportFunctionAliaslive"}  # the URLs invoke the alias
+    assert urls["ExportFunctionAliaslive"]["InvokeMode"] == "RESPONSE_STREAM"
     for properties in urls.values():
         assert properties["Cors"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
 
