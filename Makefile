@@ -98,8 +98,11 @@ openapi: install
 validate: tools
 	bash tools/template_checks.sh
 
-build: tools
+build: tools install
 	$(SAM_BIN) build
+	@# Lambda cannot write __pycache__ (its code is read-only): ship the bytecode, or every cold start
+	@# compiles each module again. unchecked-hash: used as is, whatever the files' times in the zip.
+	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 deploy: build
 	$(SAM_BIN) deploy --config-env $(ENV)

@@ -55,7 +55,9 @@ def stream_mappings(template: Template) -> list[StreamMapping]:
         found.append(
             StreamMapping(
                 name=name,
-                function=str(function.get("Ref")) if isinstance(function, dict) else str(function),
+                function=str(function.get("Ref", "")).removesuffix(".Alias")
+                if isinstance(function, dict)
+                else str(function),
                 table=str(attribute[0]),
                 batch_size=int(properties.get("BatchSize", 100)),
                 max_retries=int(properties.get("MaximumRetryAttempts", 10_000)),

@@ -38,6 +38,9 @@ CRUD_ROUTES = set(served_routes())  # what the CRUD handler serves; test_contrac
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    # The role SAM makes for CodeDeploy (DeploymentPreference): AWS's service-role policy for shifting
+    # Lambda alias traffic and reading the rollback alarms.
+    "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda",
 }
 
 
@@ -63,12 +66,16 @@ def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def transformed_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("transform") / "transformed.json"
+def transform_template(output: Path) -> Path:
+    """template.yaml through the SAM transform (offline), written to `output`."""
     result = _run([_tool(SAM_PYTHON), "tools/transform_template.py", str(TEMPLATE), str(output)])
     assert result.returncode == 0, f"SAM transform failed:\n{result.stdout}\n{result.stderr}"
     return output
+
+
+@pytest.fixture(scope="module")
+def transformed_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return transform_template(tmp_path_factory.mktemp("transform") / "transformed.json")
 
 
 @pytest.fixture(scope="module")
@@ -400,8 +407,8 @@ def test_both_http_functions_have_function_urls(transformed: dict[str, Any]) -> 
         url["Properties"]["TargetFunctionArn"]["Ref"]: url["Properties"]
         for url in _resources(transformed, "AWS::Lambda::Url").values()
     }
-    assert set(urls) == {"TasksFunction", "ExportFunction"}
-    assert urls["ExportFunction"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert set(urls) == {"TasksFunctionAliaslive", "ExportFunctionAliaslive"}  # the URLs invoke the alias
+    assert urls["ExportFunctionAliaslive"]["InvokeMode"] == "RESPONSE_STREAM"
     for properties in urls.values():
         assert properties["Cors"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
 

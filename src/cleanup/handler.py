@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core.config import Settings
 from core.data.items import removed_task
 from core.domain.attachments import AttachmentService
-from core.startup import Handler, cold_start, failing_handler
+from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 
 logger = Logger()
@@ -51,4 +51,4 @@ def _from_environment() -> Handler:
     return create_handler(build_services(Settings.from_environment(), dynamodb_client(), s3_client).attachments)
 
 
-lambda_handler = cold_start(_from_environment, failing_handler, logger)
+lambda_handler = RestorableHandler(_from_environment, logger)

@@ -26,7 +26,7 @@ from core.domain.listing import ListQuery
 from core.http import problems
 from core.http.auth import Authenticator
 from core.http.query import parse_list_query
-from core.startup import cold_start
+from core.startup import cold_start, reseed_randomness
 from core.wiring import Services, build_services, dynamodb_client, s3_client
 from streaming.export import Budget, ExportStream, Invocation, WallClock
 from streaming.framing import FRAMINGS
@@ -35,6 +35,7 @@ logger = Logger()
 EXPORT_PATH = "/tasks/export"
 HEALTH_PATH = "/healthz"
 NO_STORE = {"Cache-Control": "no-store"}
+AFTER_RESTORE_PATH = "/_snapstart/after-restore"  # AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH in template.yaml
 
 
 class Exporter:
@@ -60,6 +61,14 @@ class Exporter:
         resume = partial(self._tasks.resume_cursor, owner, query)
         stream = ExportStream(first, pages, resume, framing, budget, log_keys)
         return StreamingResponse(stream.chunks(), media_type=framing.media_type, headers=NO_STORE)
+
+    def after_restore(self, request: Request) -> Response:
+        """The Web Adapter's SnapStart hook, called once before a restored environment serves: it gets its
+        own AWS clients and JWKS cache (not the snapshot's) and a fresh `random` seed."""
+        reseed_randomness()
+        self._tasks = build_services(self._settings, dynamodb_client(), s3_client).tasks
+        self._authenticator = Authenticator(self._settings)
+        return Response(status_code=204)
 
 
 def parse_export_query(params: QueryParams) -> tuple[ListQuery, str]:
@@ -132,7 +141,11 @@ def create_app(settings: ExportSettings, services: Services, clock: WallClock = 
     if export_route.methods:  # Starlette adds HEAD to GET routes: a HEAD would run a whole export
         export_route.methods.discard("HEAD")
     return Starlette(
-        routes=[Route(HEALTH_PATH, healthz, methods=["GET"]), export_route],
+        routes=[
+            Route(HEALTH_PATH, healthz, methods=["GET"]),
+            export_route,
+            Route(AFTER_RESTORE_PATH, exporter.after_restore, methods=["POST"]),
+        ],
         exception_handlers={
             errors.DomainError: domain_error,
             404: route_not_found,

@@ -6,9 +6,9 @@ fails every invocation until the function is deployed with it.
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -20,10 +20,11 @@ from core.config import CrudSettings
 from core.domain import errors
 from core.http import problems
 from core.http.auth import Authenticator
-from core.startup import Handler, cold_start, failing_handler
+from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 from tasks import attachment_routes, task_routes
 from tasks.http import Environment, problem_response
+from tasks.idempotency import Idempotency
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
 app.include_router(task_routes.router)
 app.include_router(attachment_routes.router)
@@ -71,20 +71,20 @@ def unexpected_error(error: Exception) -> Response[str]:
 
 
 def environment(settings: CrudSettings, dynamodb: "DynamoDBClient", s3: "Callable[[], S3Client]") -> Environment:
-    return Environment(build_services(settings, dynamodb, s3), Authenticator(settings))
+    services = build_services(settings, dynamodb, s3)
+    return Environment(services, Authenticator(settings), Idempotency(dynamodb, settings.table_name))
 
 
 def create_handler(serving: Environment) -> Handler:
     """A Lambda handler that serves every request with `serving` (one per execution environment)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-    @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         app.append_context(environment=serving)
         return app.resolve(event, context)
 
-    return handler
+    return cast(Handler, handler)  # Powertools' decorators are untyped
 
 
 def _from_environment() -> Handler:
@@ -92,7 +92,7 @@ def _from_environment() -> Handler:
     return create_handler(environment(settings, dynamodb_client(), s3_client))
 
 
-lambda_handler = cold_start(_from_environment, failing_handler, logger)
+lambda_handler = RestorableHandler(_from_environment, logger)
 
 
 def routes() -> list[tuple[str, str]]:

@@ -15,9 +15,13 @@ def create_attachment(taskId: str) -> Response[str]:
     request = Request(router)
     owner = request.caller()
     body = request.attachment_request()
-    upload = request.services.attachments.create(owner, taskId, body.fileName, body.contentType, body.size)
-    location = f"/tasks/{taskId}/attachments/{upload.attachment.attachmentId}"
-    return json_response(201, upload_json(upload), Location=location)
+
+    def create() -> Response[str]:
+        upload = request.services.attachments.create(owner, taskId, body.fileName, body.contentType, body.size)
+        location = f"/tasks/{taskId}/attachments/{upload.attachment.attachmentId}"
+        return json_response(201, upload_json(upload), Location=location)
+
+    return request.once(owner, f"/tasks/{taskId}/attachments", create)
 
 
 @router.get("/tasks/<taskId>/attachments")

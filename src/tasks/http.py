@@ -1,6 +1,7 @@
 """What the route modules share: the request's caller and services, its body, and the response shapes."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from core.http import etags, problems
 from core.http.auth import Authenticator
 from core.http.body import json_body_text
 from core.wiring import Services
+from tasks.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tasks.idempotency import Idempotency
 
 if TYPE_CHECKING:
     from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch
@@ -26,6 +29,7 @@ class Environment:
 
     services: Services
     authenticator: Authenticator
+    idempotency: Idempotency
 
 
 class Request:
@@ -33,8 +37,10 @@ class Request:
 
     def __init__(self, router: APIGatewayHttpRouter):
         self.event = router.current_event
+        self._context = router.lambda_context
         environment: Environment = router.context["environment"]
         self.services = environment.services
+        self._idempotency = environment.idempotency
         self._caller: str = router.context["caller"]
 
     def caller(self) -> str:
@@ -58,6 +64,15 @@ class Request:
         from core.http.bodies import AttachmentRequest, parse_body
 
         return parse_body(AttachmentRequest, self._raw_body())
+
+    def once(self, owner: str, target: str, respond: Callable[[], Response[str]]) -> Response[str]:
+        """`respond()`; with an Idempotency-Key, only once: a retry of the same body to the same `target` gets
+        the first response back. Call it after the body is parsed (a bad body never touches the key)."""
+        key = self.header(IDEMPOTENCY_HEADER)
+        if key is None:
+            return respond()
+        request = {"target": target, "body": json.loads(self._raw_body())}
+        return self._idempotency.respond(owner, key, request, self._context, respond)
 
     def expected_version(self, task_id: str) -> int | None:
         header = self.header("if-match")

@@ -17,9 +17,15 @@ metrics = Metrics()
 def create_task() -> Response[str]:
     """Create a task."""
     request = Request(router)
-    task = request.services.tasks.create(request.caller(), request.task_fields().values())
-    metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
-    return task_response(task, 201, Location=f"/tasks/{task.taskId}")
+    owner = request.caller()
+    fields = request.task_fields().values()
+
+    def create() -> Response[str]:
+        task = request.services.tasks.create(owner, fields)
+        metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
+        return task_response(task, 201, Location=f"/tasks/{task.taskId}")
+
+    return request.once(owner, "/tasks", create)
 
 
 @router.get("/tasks")

@@ -4,27 +4,25 @@ An object nobody expects (its record is gone: the task or attachment was deleted
 upload was in flight) is deleted, so S3 never holds bytes that no record points at.
 """
 
-from typing import Any
+from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.config import Settings
 from core.domain.attachments import AttachmentService
-from core.startup import Handler, cold_start, failing_handler
+from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 
 
 def create_handler(attachments: AttachmentService) -> Handler:
     @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics
+    @metrics.log_metrics(capture_cold_start_metric=True)
     @event_source(data_class=EventBridgeEvent)
     def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         detail = event.detail
@@ -34,11 +32,11 @@ def create_handler(attachments: AttachmentService) -> Handler:
         metrics.add_metric(name=f"Upload-{outcome}", unit=MetricUnit.Count, value=1)
         return {"outcome": outcome}
 
-    return handler
+    return cast(Handler, handler)  # Powertools' decorators are untyped
 
 
 def _from_environment() -> Handler:
     return create_handler(build_services(Settings.from_environment(), dynamodb_client(), s3_client).attachments)
 
 
-lambda_handler = cold_start(_from_environment, failing_handler, logger)
+lambda_handler = RestorableHandler(_from_environment, logger)

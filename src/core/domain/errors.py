@@ -53,6 +53,14 @@ class LimitReached(Conflict):
     """Adding one more would pass a limit (the attachments of a task)."""
 
 
+class RequestInProgress(Conflict):
+    """The same request (same Idempotency-Key) is still being served; the caller should retry."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 1):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class PayloadTooLarge(DomainError):
     """The body is larger than the service accepts."""
 

@@ -59,7 +59,7 @@ def from_error(error: errors.DomainError) -> Problem:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(error, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allowed)
-    if isinstance(error, errors.ServiceUnavailable):
+    if isinstance(error, errors.ServiceUnavailable | errors.RequestInProgress):
         headers["Retry-After"] = str(error.retry_after_seconds)
     return Problem(status, title, str(error) or title, slug, extra, headers)
 
