@@ -380,3 +380,13 @@ def test_unknown_path_is_404(backend: Backend) -> None:
 def test_problem_body_is_json(invoke: Invoke) -> None:
     body = json.loads(invoke("create-task", raw_body="{").text)
     assert body["type"].startswith("https://")
+
+
+@pytest.mark.parametrize(("stage", "path"), [("dev", "/dev/tasks"), ("dev", "/tasks"), ("$default", "/tasks")])
+def test_routes_are_found_with_the_stage_in_the_path_or_not(backend: Backend, stage: str, path: str) -> None:
+    # API Gateway sends /dev/tasks with stage dev; `sam local start-api` sends /tasks with stage dev
+    event = make_event("list-tasks")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["stage"] = stage
+
+    assert backend.call(event).status == 200

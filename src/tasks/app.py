@@ -82,9 +82,23 @@ def create_handler(serving: Environment) -> Handler:
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         app.append_context(environment=serving)
-        return app.resolve(event, context)
+        return app.resolve(stage_in_path(event), context)
 
     return cast(Handler, handler)  # Powertools' decorators are untyped
+
+
+def stage_in_path(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as Powertools expects it: a named stage only when the path starts with it.
+
+    API Gateway puts the stage in `rawPath` (`/dev/tasks`), and Powertools strips it before routing.
+    `sam local start-api` names the stage but leaves it out of the path (`/tasks`), which Powertools
+    would cut to `ks`; such an event is routed as the `$default` stage it really is.
+    """
+    context = event.get("requestContext") or {}
+    stage, path = context.get("stage"), str(event.get("rawPath") or "")
+    if not stage or stage == "$default" or path == f"/{stage}" or path.startswith(f"/{stage}/"):
+        return event
+    return {**event, "requestContext": {**context, "stage": "$default"}}
 
 
 def _from_environment() -> Handler:
