@@ -190,6 +190,7 @@ def test_concurrent_duplicates_make_exactly_one_write(dynamodb_local: Callable[[
         outcomes = list(pool.map(post, range(duplicates)))
 
     created = {outcome for outcome in outcomes if outcome != 409}
-    stored = build_services(settings, dynamodb_local(), lambda: boto3.client("s3")).tasks.scroll(ALICE, ListQuery())
+    tasks = build_services(settings, dynamodb_local(), lambda: boto3.client("s3")).tasks
+    stored = [row["taskId"] for page in tasks.export_pages(ALICE, ListQuery()) for row, _ in page.rows]
     assert len(created) == 1
-    assert [task.taskId for task, _ in stored] == list(created)
+    assert stored == list(created)
