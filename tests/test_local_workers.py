@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -77,8 +78,25 @@ def rendezvous() -> Iterator[Rendezvous]:
 
 
 class Log(io.StringIO):
+    """The pools' log; a worker's own output arrives through a pump thread, so tests wait for it by content."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._written = threading.Condition()
+
+    def write(self, text: str) -> int:
+        with self._written:
+            written = super().write(text)
+            self._written.notify_all()
+        return written
+
     def lines(self) -> list[str]:
         return self.getvalue().splitlines()
+
+    def shows(self, text: str, timeout: float = 10) -> bool:
+        """Whether `text` is logged, waiting for it (not for a while) up to `timeout` seconds."""
+        with self._written:
+            return self._written.wait_for(lambda: text in self.getvalue(), timeout)
 
 
 @pytest.fixture
@@ -181,7 +199,7 @@ def test_a_handler_error_is_reported_as_lambda_reports_it_and_the_worker_stays_w
 
     assert raised.value.error_type == "ValueError" and "failing on purpose" in raised.value.error_message
     assert raised.value.error["stackTrace"], "the stack trace, as in Lambda's error payload"
-    assert any("[ERROR] ValueError: failing on purpose" in line for line in log.lines())
+    assert log.shows("[ERROR] ValueError: failing on purpose"), "the worker's own log line, pumped by a thread"
     assert call(pool, "/echo")["calls"] == 2, "the same environment serves the next invocation"
 
 
