@@ -3,7 +3,10 @@
 Modules:
     template, specs   template.yaml as data (only the intrinsic functions it uses)
     events            HTTP requests to payload 2.0 events, and function results back to HTTP
-    runtime           the Lambda runtime shim: a handler invoked with a LambdaContext
+    runtime           the LambdaContext a handler gets
+    workers           each function's execution environments: worker processes (worker_main.py)
+    streams           DynamoDB stream records to functions (event source mappings)
+    docs, s3_cors     the API docs page; the buckets' CORS rules on S3 responses
     authorizer        the HTTP API JWT authorizer
     gateway           the HTTP API emulator (routes from the template) and the function URL emulator
     server            loopback servers (werkzeug for the emulators and moto, uvicorn for the streaming app)

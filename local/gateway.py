@@ -27,7 +27,6 @@ from local.events import (
     request_id,
     to_http_response,
 )
-from local.runtime import InvocationError, LambdaFunction
 from local.server import MAX_REQUEST_BYTES
 from local.specs import ApiRoute, CorsConfig, FunctionUrlSpec, HttpApiSpec
 from local.workers import FunctionPool, InvocationFailed, Throttled
@@ -138,7 +137,7 @@ class HttpApiEmulator(_Endpoint):
     def __init__(
         self,
         api: HttpApiSpec,
-        functions: Mapping[str, LambdaFunction | FunctionPool],
+        functions: Mapping[str, FunctionPool],
         authorizer: JwtAuthorizer | None,
         *,
         api_id: str = "local",
@@ -188,7 +187,7 @@ class HttpApiEmulator(_Endpoint):
         )
         try:
             return to_http_response(self.functions[route.function].invoke(event))
-        except (InvocationError, InvocationFailed, InvalidLambdaResponse) as error:  # throttles too, as on AWS
+        except (InvocationFailed, InvalidLambdaResponse) as error:  # throttles too, as on AWS
             self._note(f"{route.route_key}: {error}", always=True)
             return HttpResponse.json(500, {"message": "Internal Server Error"})
 
@@ -205,7 +204,7 @@ class FunctionUrlEmulator(_Endpoint):
 
     def __init__(
         self,
-        function: LambdaFunction | FunctionPool,
+        function: FunctionPool,
         url: FunctionUrlSpec | None = None,
         *,
         url_id: str = "local",
@@ -226,7 +225,7 @@ class FunctionUrlEmulator(_Endpoint):
         except Throttled as error:  # Lambda's TooManyRequestsException reaches the caller as a 429
             print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
             return HttpResponse.json(429, {"Message": "Rate Exceeded."})
-        except (InvocationError, InvocationFailed, InvalidLambdaResponse) as error:
+        except (InvocationFailed, InvalidLambdaResponse) as error:
             print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
             return HttpResponse.json(502, {"Message": "Internal Server Error"})
 

@@ -25,7 +25,6 @@ from botocore.exceptions import ClientError
 
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
-from local.runtime import InvocationError
 from local.s3_post import parse_form
 from local.specs import EventRuleSpec, event_rules
 from local.template import Template, TemplateError
@@ -131,7 +130,7 @@ class EventBus:
     def __init__(
         self,
         rules: Sequence[EventRuleSpec],
-        functions: Mapping[str, Any],  # LambdaFunction or local.workers.FunctionPool: anything with invoke(event)
+        functions: Mapping[str, Any],  # local.workers.FunctionPool, or anything with invoke(event)
         *,
         policies: Mapping[str, RetryPolicy] | None = None,
         dead_letters: DeadLetters | None = None,
@@ -227,7 +226,7 @@ class EventBus:
             try:
                 self.functions[rule.function].invoke(event)
                 return Delivery(rule.name, str(event.get("id")), attempt, None)
-            except (InvocationError, InvocationFailed) as exc:
+            except InvocationFailed as exc:
                 error = str(exc)
                 self._note(f"{rule.name}: attempt {attempt} failed: {error}")
             delay = min(self.retry_delay * 2 ** (attempt - 1), self.MAX_RETRY_DELAY)

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from uvicorn.importer import import_from_string
 
-from local import LOCAL_STACK_NAME, STATE_DIR, aws, dynamodb_local, specs
+from local import LOCAL_STACK_NAME, REPO_ROOT, STATE_DIR, aws, dynamodb_local, specs
 from local.authorizer import JwtAuthorizer, RemoteJwks
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
@@ -39,7 +39,6 @@ from local.notifications import (
     drain_endpoint,
     retry_policies,
 )
-from local.runtime import SRC_DIR
 from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
@@ -49,6 +48,7 @@ from local.template import DEFAULT_TEMPLATE, Template, TemplateError
 from local.workers import FunctionPool
 
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
+SRC_DIR = REPO_ROOT / "src"
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,12 @@ from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dyn
 from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
 from local.notifications import DRAIN_PATH
-from local.runtime import LambdaContext, LambdaFunction
+from local.runtime import LambdaContext
 from local.server import PortInUseError
 from local.specs import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
 from local.stack import LocalStack
+from local.worker_main import runtime_json_default
+from local.workers import InvocationFailed
 
 TEST_ISSUER = "https://issuer.local.test"
 TEST_AUDIENCE = "local-test-audience"
@@ -98,10 +100,28 @@ class FakeHandler:
         return self.calls[-1][0]
 
 
+class FakeFunction:
+    """A handler run in this process as a worker runs it (event and result JSON round-tripped, Decimals as
+    numbers), a failure raised as `InvocationFailed`: for emulator tests that need no worker processes."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], Any], Any], name: str, timeout_seconds: float):
+        self.handler, self.name, self.timeout_seconds = handler, name, timeout_seconds
+
+    def invoke(self, event: Mapping[str, Any]) -> Any:
+        arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.name}"
+        context = LambdaContext(self.name, arn, memory_limit_in_mb=256, timeout_seconds=self.timeout_seconds)
+        try:
+            result = self.handler(json.loads(json.dumps(event)), context)
+            return json.loads(json.dumps(result, default=runtime_json_default))
+        except Exception as exc:
+            raise InvocationFailed(type(exc).__name__, str(exc)) from exc
+
+
 def fake_function(
     handler: Callable[[dict[str, Any], Any], Any], *, name: str = "fake", timeout_seconds: float = 3
-) -> LambdaFunction:
-    return LambdaFunction(name, handler, timeout_seconds=timeout_seconds, memory_mb=256)
+) -> Any:
+    """A stand-in for a `FunctionPool` (anything with `invoke(event)`) around `handler`."""
+    return FakeFunction(handler, name, timeout_seconds)
 
 
 def api_spec(
