@@ -87,11 +87,10 @@ class MotoServer:
         self._server.start()
         return self
 
-    def stop(self, *, reset: bool = True) -> None:
-        """Stop serving; `reset` forgets every table, bucket and item (moto keeps them for the whole process)."""
+    def stop(self) -> None:
+        """Stop serving, forgetting every table, bucket and item (moto keeps them for the whole process)."""
         self._server.stop()
-        if reset:
-            moto_api_backend.reset()
+        moto_api_backend.reset()
 
 
 def port_taken(host: str, port: int) -> bool:

@@ -109,14 +109,13 @@ def build_event(
     authorizer: Mapping[str, Any] | None = None,
     decode_path: bool = False,
     request_id_value: str | None = None,
-    now: float | None = None,
 ) -> dict[str, Any]:
     """A payload format 2.0 event for this request.
 
     `decode_path`: HTTP APIs put the percent-decoded path in `rawPath`; function URLs keep it encoded.
     `authorizer`: the `requestContext.authorizer` value (None: no key, as on a function URL with auth NONE).
     """
-    now = time.time() if now is None else now
+    now = time.time()
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in request.headers:

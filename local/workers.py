@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -241,7 +240,6 @@ class FunctionPool:
         self._waiting = 0
         self._serial = 0
         self._stopped = False
-        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_template(
@@ -317,16 +315,6 @@ class FunctionPool:
                 request_id=request_id,
             )
         return result
-
-    def invoke_async(self, event: Mapping[str, Any]) -> "Future[Any]":
-        """Invoke without waiting (as `InvocationType=Event`): the future holds the result or the exception."""
-        with self._condition:
-            if self._stopped:
-                raise RuntimeError(f"the pool of {self.name} is stopped")
-            if self._executor is None:
-                workers = max(self.concurrency + self.queue_bound, 1)
-                self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-async")
-            return self._executor.submit(self.invoke, event)
 
     # -- the pool
 
@@ -421,8 +409,6 @@ class FunctionPool:
             self._condition.notify_all()
         for worker in workers:
             worker.kill()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- environment and logs
 

@@ -343,18 +343,6 @@ def test_stop_leaves_no_worker_behind(log: Log, rendezvous: Rendezvous) -> None:
         call(pool, "/echo")
 
 
-def test_invoke_async_returns_at_once_and_the_future_settles_with_the_result(
-    pools: list[FunctionPool], log: Log, rendezvous: Rendezvous
-) -> None:
-    pool = pool_of(pools, log)
-    future = pool.invoke_async({"rawPath": "/rendezvous", "queryStringParameters": {"port": str(rendezvous.port)}})
-    (pid,) = rendezvous.wait_inside(1)
-    assert not future.done()
-    rendezvous.release()
-
-    assert json.loads(future.result(timeout=30)["body"])["pid"] == pid
-
-
 def test_the_limit_is_the_templates_reserved_concurrency_else_the_local_default(log: Log) -> None:
     template = Template.load()
     document = copy.deepcopy(dict(template.document))
