@@ -19,6 +19,8 @@ Modules:
     seed              realistic demo tasks through the public API
 """
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,3 +28,19 @@ STATE_DIR = REPO_ROOT / ".local"  # the signing key, the cursor secret, DynamoDB
 LOCAL_STACK_NAME = "serverless-tasks-local"
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"
+
+
+def secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The content of `path`, made and written (mode 0600) on first use; when processes race, the first wins."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+            handle.write(make())
+        try:
+            os.link(temporary, path)  # never replaces a file another process wrote meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_bytes()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from local import STATE_DIR
+from local import STATE_DIR, secret_file
 from local.events import HttpRequest, HttpResponse
 
 DEFAULT_KEY_PATH = STATE_DIR / "jwt-key.pem"
@@ -38,25 +38,11 @@ def generate_key() -> RSAPrivateKey:
 
 def load_or_create_key(path: Path) -> RSAPrivateKey:
     """The PEM private key at `path`, created (mode 0600) on first use."""
-    if path.is_file():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, RSAPrivateKey):
-            raise ValueError(f"{path} does not hold an RSA private key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = generate_key().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-        handle.write(pem)
-    try:
-        os.link(temporary, path)  # first writer wins when two processes race to create the key
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    return load_or_create_key(path)
+    encoding = (serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key = serialization.load_pem_private_key(secret_file(path, lambda: generate_key().private_bytes(*encoding)), None)
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError(f"{path} does not hold an RSA private key")
+    return key
 
 
 def public_jwk(key: RSAPrivateKey) -> dict[str, str]:

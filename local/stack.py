@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from uvicorn.importer import import_from_string
 
-from local import LOCAL_STACK_NAME, REPO_ROOT, STATE_DIR, aws, dynamodb_local, specs
+from local import LOCAL_STACK_NAME, REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
 from local.authorizer import JwtAuthorizer, RemoteJwks
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
@@ -337,13 +337,7 @@ class LocalStack:
 
 def cursor_secret(state_dir: Path = STATE_DIR) -> str:
     """The local CURSOR_SECRET: made once, kept in .local/cursor-secret (mode 0600)."""
-    path = state_dir / "cursor-secret"
-    if not path.is_file():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    return secret_file(state_dir / "cursor-secret", lambda: secrets.token_urlsafe(48).encode()).decode().strip()
 
 
 def _local_names(logical_ids: list[str], first: str) -> dict[str, str]:
