@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
+from http.client import responses
 from typing import Any, TextIO
 
 import uvicorn
@@ -56,13 +56,10 @@ def listen(host: str, port: int, what: str) -> socket.socket:
 
 
 class _Handler(MotoRequestHandler):
-    """werkzeug's handler, with moto's header handling (S3 metadata names keep their underscores).
+    """werkzeug's handler with moto's header handling (S3 metadata names keep their underscores), no log."""
 
-    werkzeug closes the connection after every response (it cannot drain a kept-alive one safely).
-    """
-
-    def log_request(self, *args: Any) -> None:
-        """HttpServer writes the access log."""
+    def log_request(self, *args: Any) -> None:  # HttpServer writes the access log
+        pass
 
 
 def read_request(environ: dict[str, Any]) -> HttpRequest:
@@ -95,11 +92,7 @@ def send(request: HttpRequest, response: HttpResponse, start_response: Callable[
     if status >= 200 and status not in (204, 304):
         given = response.header("content-length") if head else None
         headers.append(("content-length", given or str(len(response.body))))
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    start_response(f"{status} {reason}", headers)
+    start_response(f"{status} {responses.get(status, '')}", headers)
     return [] if head else [response.body]
 
 
