@@ -30,7 +30,7 @@ CHECKOV_BIN = Path(os.environ.get("CHECKOV_BIN", TOOLS / "checkov" / "bin" / "ch
 SAM_PYTHON = SAM_BIN.parent / "python"
 TOOL_TIMEOUT = 900
 
-FUNCTIONS = ("TasksFunction", "ExportFunction", "UploadEventsFunction")
+FUNCTIONS = ("TasksFunction", "ExportFunction", "UploadEventsFunction", "CursorKeyRotationFunction")
 CRUD_ROUTES = set(served_routes())  # what the CRUD handler serves; test_contract checks the two agree
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -160,8 +160,9 @@ def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, An
         "s3:DeleteObjectVersion",
         "s3:ListBucket",
         "s3:ListBucketVersions",
+        "secretsmanager:GetSecretValue",
     }
-    assert _function_actions(transformed, "ExportFunction") == {"dynamodb:Query"}
+    assert _function_actions(transformed, "ExportFunction") == {"dynamodb:Query", "secretsmanager:GetSecretValue"}
     assert _function_actions(transformed, "UploadEventsFunction") == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
