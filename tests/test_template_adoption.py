@@ -102,8 +102,12 @@ def test_only_the_api_functions_read_the_key_and_only_that_secret(transformed: d
         reads = [s for s in role_statements(transformed, function) if "secretsmanager:GetSecretValue" in s["Action"]]
         if function in API_FUNCTIONS:
             assert reads == [
-                {"Sid": "CursorKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                 "Resource": {"Ref": "CursorSecret"}}
+                {
+                    "Sid": "CursorKey",
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": {"Ref": "CursorSecret"},
+                }
             ]
         elif function != "CursorKeyRotationFunction":
             assert reads == [], function
