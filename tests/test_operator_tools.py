@@ -137,3 +137,8 @@ def test_the_local_env_needs_no_user_and_signs_a_local_token(tmp_path: Path, mon
     code, printed = run("token", "--env", "local", "--email", EMAIL)
     assert code == 0
     assert jwt.decode(printed.strip(), options={"verify_signature": False})["sub"] == EMAIL
+
+
+def test_an_email_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("token", "--env", "dev", "--email", "") == (1, "")
+    assert "EMAIL=... is required" in capsys.readouterr().err

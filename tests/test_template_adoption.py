@@ -155,3 +155,75 @@ def test_the_rotation_handler_module_imports_without_aws() -> None:
         env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
     )
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------ the pipeline's bootstrap template
+
+BOOTSTRAP = ROOT / "pipeline" / "bootstrap.yaml"
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600)
+
+
+def test_the_bootstrap_template_passes_cfn_lint_and_checkov() -> None:
+    tools = ROOT / ".tools"
+    lint = run_tool(str(tools / "sam" / "bin" / "cfn-lint"), str(BOOTSTRAP))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    checkov = run_tool(
+        str(tools / "checkov" / "bin" / "checkov"), "-f", str(BOOTSTRAP), "--skip-download", "--quiet", "--compact"
+    )
+    assert checkov.returncode == 0, checkov.stdout + checkov.stderr
+
+
+def test_only_this_repository_and_environment_can_assume_the_deploy_role() -> None:
+    role = load_yaml(BOOTSTRAP)["Resources"]["DeployRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    conditions = trust["Condition"]
+    assert set(conditions) == {"StringEquals"}  # no StringLike: no wildcard in the subject
+    assert conditions["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    subject = conditions["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subject == {"Fn::Sub": "repo:${GitHubOrg}/${GitHubRepo}:environment:${GitHubEnvironment}"}
+
+
+def test_the_deploy_role_hands_deployments_to_cloudformation_and_touches_nothing_else() -> None:
+    statements = load_yaml(BOOTSTRAP)["Resources"]["DeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    plain = [s for s in statements["Statement"] if "Fn::If" not in s]
+    actions = {action for s in plain for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert {action.split(":")[0] for action in actions} == {"cloudformation", "s3", "iam"}
+    assert not any("*" in action for action in actions)
+    [pass_role] = [s for s in plain if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == {"Fn::GetAtt": ["CloudFormationRole", "Arn"]}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+
+
+def test_the_workflow_pins_every_action_to_a_commit_and_grants_nothing_by_default() -> None:
+    workflow = load_yaml(ROOT / ".github" / "workflows" / "pipeline.yml")
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, name
+        for step in job["steps"]:
+            if "uses" in step:
+                reference = step["uses"].split("@", 1)[1]
+                assert len(reference) == 40 and all(c in "0123456789abcdef" for c in reference), step["uses"]
+    assert workflow["jobs"]["deploy-prod"]["environment"] == "prod"
+    assert workflow["jobs"]["deploy-prod"]["needs"] == "deploy-dev"
+
+
+def test_the_export_entry_point_puts_the_task_root_then_the_layers_on_the_python_path(tmp_path: Path) -> None:
+    fake_python = tmp_path / "python"
+    fake_python.write_text('#!/bin/sh\necho "$PYTHONPATH"\n')
+    fake_python.chmod(0o755)
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    result = subprocess.run(
+        ["sh", str(ROOT / "src" / "streaming" / "run.sh")],
+        env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python), "LAMBDA_TASK_ROOT": str(task_root)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{task_root}:/opt/python"

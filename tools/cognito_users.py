@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     parser.add_argument("--email", required=True)
     args = parser.parse_args(argv)
     try:
+        if "@" not in args.email:
+            raise UserError("EMAIL=... is required: the user's e-mail address")
         if args.env == LOCAL:
             return _local(args.command, args.email, stdout)
         stack = stack_for(args.env)
