@@ -163,3 +163,40 @@ def test_settings_built_in_code_default_to_the_literal_key(jwks_url: str) -> Non
     settings = replace(crud_settings(jwks_url))
     assert settings.cursor_secret_id == ""
     assert isinstance(cursor_keys(settings.cursor_secret_source()), FixedKeys)
+
+
+def test_a_cold_start_loads_no_secrets_manager_code() -> None:
+    """The CRUD function configured with the secret's ARN starts without importing Powertools parameters or
+    making a Secrets Manager client: only a request that signs or checks a cursor pays for them."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{root / 'src'}:{root}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "TABLE_NAME": "t",
+        "BUCKET_NAME": "b",
+        "JWT_ISSUER": "https://issuer.example/",
+        "JWT_AUDIENCE": "aud",
+        "CURSOR_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cursor-AbCdEf",
+        "ATTACHMENT_MAX_BYTES": "1000",
+        "ATTACHMENT_MAX_COUNT": "2",
+        "ATTACHMENT_CONTENT_TYPES": "text/plain",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    probe = (
+        "import json, sys, tasks.app\n"
+        "print(json.dumps([callable(tasks.app.lambda_handler),"
+        " 'aws_lambda_powertools.utilities.parameters' in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [True, False]

@@ -227,3 +227,14 @@ def test_the_export_entry_point_puts_the_task_root_then_the_layers_on_the_python
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{task_root}:/opt/python"
+
+
+def test_the_prod_stack_policy_protects_the_stateful_resources_of_the_template() -> None:
+    policy = json.loads((ROOT / "pipeline" / "prod-stack-policy.json").read_text(encoding="utf-8"))
+    [deny] = [statement for statement in policy["Statement"] if statement["Effect"] == "Deny"]
+    protected = {resource.removeprefix("LogicalResourceId/") for resource in deny["Resource"]}
+    resources = load_yaml(TEMPLATE)["Resources"]
+    retained = {name for name, body in resources.items() if body.get("DeletionPolicy") == "Retain"}
+    assert protected <= set(resources)
+    assert retained | {"CursorSecret"} == protected
+    assert set(deny["Action"]) == {"Update:Replace", "Update:Delete"}
