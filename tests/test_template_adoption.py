@@ -238,3 +238,45 @@ def test_the_prod_stack_policy_protects_the_stateful_resources_of_the_template()
     assert protected <= set(resources)
     assert retained | {"CursorSecret"} == protected
     assert set(deny["Action"]) == {"Update:Replace", "Update:Delete"}
+
+
+CFN_LINT_DATA = next((ROOT / ".tools" / "sam" / "lib").glob("python3*/site-packages/cfnlint/data"), None)
+NOT_NEEDED = {
+    "cloudfront:updateDistribution": "a custom sign-in domain only; the template uses a prefix domain",
+}
+
+
+def provider_permissions(resource_types: set[str]) -> set[str]:
+    """What the CloudFormation resource providers of these types may call (their handlers' permissions,
+    from the schemas cfn-lint ships), less names that are not IAM actions."""
+    assert CFN_LINT_DATA is not None, "cfn-lint is missing: `make tools` installs it"
+    index = json.loads((CFN_LINT_DATA / "schemas" / "providers" / "us-east-1.json").read_text(encoding="utf-8"))
+    actions = json.loads((CFN_LINT_DATA / "AdditionalSpecs" / "Policies.json").read_text(encoding="utf-8"))
+    needed = set()
+    for resource_type in resource_types:
+        schema = json.loads((CFN_LINT_DATA / "schemas" / "resources" / f"{index[resource_type]}.json").read_text())
+        for handler in ("create", "read", "update", "delete"):
+            for permission in schema.get("handlers", {}).get(handler, {}).get("permissions", []):
+                service, _, action = permission.partition(":")
+                if service in actions and action.lower() in actions[service]["Actions"]:
+                    needed.add(permission.lower())
+    return needed - {name.lower() for name in NOT_NEEDED}
+
+
+def test_cloudformation_may_do_what_the_providers_of_the_app_stack_need(transformed: dict[str, Any]) -> None:
+    policy = load_yaml(BOOTSTRAP)["Resources"]["CloudFormationRole"]["Properties"]["Policies"][0]
+    granted = {
+        action.lower()
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    }
+    assert not any("*" in action for action in granted)
+    resource_types = {body["Type"] for body in transformed["Resources"].values()}
+    missing = provider_permissions(resource_types) - granted
+    assert not missing, f"CloudFormationRole lacks {sorted(missing)}"
+
+
+def test_the_cursor_secret_is_named_after_the_stack() -> None:
+    """CloudFormationRole scopes Secrets Manager to names starting with the stack name."""
+    secret = load_yaml(TEMPLATE)["Resources"]["CursorSecret"]["Properties"]
+    assert secret["Name"] == {"Fn::Sub": "${AWS::StackName}-cursor-key"}
