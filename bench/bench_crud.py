@@ -50,6 +50,18 @@ assert "Item" in item
 """
 
 
+# What the first request that signs or checks a cursor pays, in a process where the handler is already loaded.
+FIRST_KEY_READ_CHILD = """
+import os, time
+from core.cursor_keys import SecretsManagerKeys
+from core.wiring import secretsmanager_client
+keys = SecretsManagerKeys(os.environ["CURSOR_SECRET_ARN"], secretsmanager_client)
+started = time.perf_counter()
+next(keys.accepted())
+print(time.perf_counter() - started)
+"""
+
+
 def environment(endpoint: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -156,8 +168,18 @@ def cursor_key_cost(runs: int, env: dict[str, str], secret_env: dict[str, str], 
                 [sys.executable, "-c", HANDLER_CHILD, request], env=child_env, check=True, capture_output=True
             )
             timings[key].append(time.perf_counter() - started)
+    first_reads = []
+    for _ in range(runs):
+        result = subprocess.run(
+            [sys.executable, "-c", FIRST_KEY_READ_CHILD], env=secret_env, check=True, capture_output=True, text=True
+        )
+        first_reads.append(float(result.stdout))
     medians = {key: statistics.median(values) for key, values in timings.items()}
     print(f"Cursor key from Secrets Manager (moto) vs a literal key, fresh process each, median of {runs}")
+    print(
+        f"  first key read in a started function (Powertools parameters import, client, GetSecretValue)"
+        f" {statistics.median(first_reads) * 1000:.1f} ms"
+    )
     for request in ("cold GET", "cold list that signs a cursor"):
         literal, fetched = medians[(request, "literal key")], medians[(request, "Secrets Manager")]
         print(
