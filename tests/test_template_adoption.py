@@ -121,6 +121,7 @@ def test_the_key_rotates_on_a_schedule_through_the_rotation_function(transformed
     permission = resource(transformed, "CursorKeyRotationPermission")["Properties"]
     assert permission["Principal"] == "secretsmanager.amazonaws.com"
     assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert permission["SourceArn"] == {"Ref": "CursorSecret"}  # only rotations of this secret
     function = resource(transformed, "CursorKeyRotationFunction")["Properties"]
     assert function["Handler"] == "rotation.handler.lambda_handler"
     statements = role_statements(transformed, "CursorKeyRotationFunction")
