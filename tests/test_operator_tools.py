@@ -142,3 +142,13 @@ def test_the_local_env_needs_no_user_and_signs_a_local_token(tmp_path: Path, mon
 def test_an_email_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("token", "--env", "dev", "--email", "") == (1, "")
     assert "EMAIL=... is required" in capsys.readouterr().err
+
+
+def test_aws_failures_are_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert run("token", "--env", "dev", "--email", EMAIL, stdin=PASSWORD + "\n") == (1, "")
+    assert capsys.readouterr().err.startswith("error: Unable to locate credentials")

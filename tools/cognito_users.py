@@ -20,6 +20,7 @@ import sys
 from typing import Any, TextIO
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tools.stack_outputs import POOL_OUTPUTS, StackError, require, stack_for, stack_outputs
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
             raise UserError("prod has no operator sign-in: sign in through the hosted sign-in (README, Deploy)")
         print(operator_token(idp, pool_id, client_id, args.email, read_password(stdin, confirm=False)), file=stdout)
         return 0
-    except (UserError, StackError) as error:
+    except (UserError, StackError, BotoCoreError, ClientError) as error:  # e.g. no AWS credentials, access denied
         print(f"error: {error}", file=sys.stderr)
         return 1
 
