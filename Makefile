@@ -22,11 +22,10 @@ ENV ?= default
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
-	build validate deploy bench clean user deployed-token smoke test-smoke lint-workflows actionlint ci-deploy
+	build validate deploy bench clean
 
 help:
 	@echo "make run | test | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | clean"
-	@echo "make deploy ENV=dev | user ENV=dev EMAIL=... | deployed-token ENV=dev EMAIL=... | smoke ENV=dev"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
@@ -74,6 +73,8 @@ test-template: install tools
 
 test-e2e: install
 	$(PY) -m pytest -m e2e
+
+.PHONY: test-smoke smoke lint-workflows actionlint user deployed-token ci-deploy
 
 # The smoke suite against the `make run` stack (so it cannot rot); `make smoke ENV=dev` runs it against AWS.
 test-smoke: install
