@@ -30,7 +30,9 @@ CHECKOV_BIN = Path(os.environ.get("CHECKOV_BIN", TOOLS / "checkov" / "bin" / "ch
 SAM_PYTHON = SAM_BIN.parent / "python"
 TOOL_TIMEOUT = 900
 
-FUNCTIONS = ("TasksFunction", "ExportFunction", "UploadEventsFunction", "CursorKeyRotationFunction")
+FUNCTIONS = tuple(
+    name for name, body in load_yaml()["Resources"].items() if body["Type"] == "AWS::Serverless::Function"
+)
 CRUD_ROUTES = set(served_routes())  # what the CRUD handler serves; test_contract checks the two agree
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
