@@ -97,7 +97,13 @@ ci-deploy: build
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
 		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
 
-.PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy
+.PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy bench-cursor-key
+
+# `make bench` also prints what reading the cursor key from Secrets Manager costs the CRUD function.
+bench: bench-cursor-key
+
+bench-cursor-key: install
+	$(PY) bench/bench_cursor_key.py
 
 # `make test` also checks the workflows. The smoke suite (tests/smoke) runs with the e2e tests against the
 # `make run` stack, so it cannot rot; `make smoke ENV=dev` runs it against the deployed stack.

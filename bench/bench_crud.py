@@ -50,18 +50,6 @@ assert "Item" in item
 """
 
 
-# What the first request that signs or checks a cursor pays, in a process where the handler is already loaded.
-FIRST_KEY_READ_CHILD = """
-import os, time
-from core.cursor_keys import SecretsManagerKeys
-from core.wiring import secretsmanager_client
-keys = SecretsManagerKeys(os.environ["CURSOR_SECRET_ARN"], secretsmanager_client)
-started = time.perf_counter()
-next(keys.accepted())
-print(time.perf_counter() - started)
-"""
-
-
 def environment(endpoint: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -147,47 +135,6 @@ def cold_start(runs: int, env: dict[str, str], task_id: str) -> None:
     print(f"  ratio handler / bare boto3        {handler / bare:.2f}x  (target <= 1.30x)")
 
 
-def cursor_key_cost(runs: int, env: dict[str, str], secret_env: dict[str, str], task_id: str) -> None:
-    """What reading the cursor key from Secrets Manager adds: nothing to a cold start, one fetch to the first
-    request that signs a cursor (a list with more to come)."""
-    get_event = json.dumps(event("get-task", task_id))
-    list_event = event("list-tasks")
-    list_event["queryStringParameters"], list_event["rawQueryString"] = {"limit": "1"}, "limit=1"
-    list_json = json.dumps(list_event)
-    runs_of = {
-        ("cold GET", "literal key"): (env, get_event),
-        ("cold GET", "Secrets Manager"): (secret_env, get_event),
-        ("cold list that signs a cursor", "literal key"): (env, list_json),
-        ("cold list that signs a cursor", "Secrets Manager"): (secret_env, list_json),
-    }
-    timings: dict[tuple[str, str], list[float]] = {key: [] for key in runs_of}
-    for _ in range(runs):
-        for key, (child_env, request) in runs_of.items():  # interleaved, so drift hits all alike
-            started = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", HANDLER_CHILD, request], env=child_env, check=True, capture_output=True
-            )
-            timings[key].append(time.perf_counter() - started)
-    first_reads = []
-    for _ in range(runs):
-        result = subprocess.run(
-            [sys.executable, "-c", FIRST_KEY_READ_CHILD], env=secret_env, check=True, capture_output=True, text=True
-        )
-        first_reads.append(float(result.stdout))
-    medians = {key: statistics.median(values) for key, values in timings.items()}
-    print(f"Cursor key from Secrets Manager (moto) vs a literal key, fresh process each, median of {runs}")
-    print(
-        f"  first key read in a started function (Powertools parameters import, client, GetSecretValue)"
-        f" {statistics.median(first_reads) * 1000:.1f} ms"
-    )
-    for request in ("cold GET", "cold list that signs a cursor"):
-        literal, fetched = medians[(request, "literal key")], medians[(request, "Secrets Manager")]
-        print(
-            f"  {request:<32} literal {literal * 1000:7.1f} ms, Secrets Manager {fetched * 1000:7.1f} ms"
-            f"  (extra {(fetched - literal) * 1000:+.1f} ms)"
-        )
-
-
 IMPORT_COSTS = {
     "interpreter only": "pass",
     "boto3 + DynamoDB client": "import boto3; boto3.client('dynamodb')",
@@ -230,13 +177,7 @@ def main() -> None:
 
         tasks = build_services(Settings.from_environment(), dynamodb, s3_client).tasks
         task = tasks.create(USER, {"title": "cold start probe"})
-        tasks.create(USER, {"title": "a second task, so a list of one has a next page"})
         cold_start(args.runs, env, task.taskId)
-        secret_env = {k: v for k, v in env.items() if k != "CURSOR_SECRET"}
-        secret_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = endpoint
-        secret = boto3.client("secretsmanager", endpoint_url=endpoint)
-        secret_env["CURSOR_SECRET_ARN"] = secret.create_secret(Name="bench-cursor-key", SecretString="k" * 64)["ARN"]
-        cursor_key_cost(args.runs, env, secret_env, task.taskId)
         import_costs(max(3, args.runs // 3), env)
     finally:
         server.stop()
