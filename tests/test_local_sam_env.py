@@ -25,6 +25,7 @@ SETTINGS = {
     "ExportFunction": ExportSettings,
     "UploadEventsFunction": Settings,
     "TaskCleanupFunction": Settings,
+    "CursorKeyRotationFunction": Settings,
 }
 
 RESOLVE_WITH_SAM_CLI = """

@@ -170,8 +170,9 @@ def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, An
         "s3:DeleteObjectVersion",
         "s3:ListBucket",
         "s3:ListBucketVersions",
+        "secretsmanager:GetSecretValue",
     }
-    assert _function_actions(transformed, "ExportFunction") == {"dynamodb:Query"}
+    assert _function_actions(transformed, "ExportFunction") == {"dynamodb:Query", "secretsmanager:GetSecretValue"}
     assert _function_actions(transformed, "UploadEventsFunction") == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",

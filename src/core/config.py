@@ -8,7 +8,7 @@ Values that no deployment changes are constants next to the code that uses them,
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from core.domain.errors import ConfigurationError
@@ -40,9 +40,17 @@ class Settings:
         """What an attachment may be; None where this function grants no uploads."""
         return None
 
-    def cursor_signing_secret(self) -> str | None:
-        """The key list cursors are signed with; None where this function lists nothing."""
+    def cursor_secret_source(self) -> "CursorSecretSource | None":
+        """Where the key list cursors are signed with comes from; None where this function lists nothing."""
         return None
+
+
+@dataclass(frozen=True)
+class CursorSecretSource:
+    """Exactly one of: a Secrets Manager secret read at run time (deployed), or a literal key (local, tests)."""
+
+    secret_id: str
+    literal: str
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,15 @@ class ApiSettings(Settings):
     jwt_issuer: str
     jwt_audience: str
     jwks_url: str  # "" means: the issuer's jwks_uri, found through OIDC discovery
-    cursor_secret: str
+    cursor_secret: str  # a literal key: the local stack, tests and benchmarks
+    cursor_secret_id: str = field(default="", kw_only=True)  # the deployed functions: a Secrets Manager secret
 
     @classmethod
     def _read(cls, env: "_Reader") -> dict[str, Any]:
-        secret = env.required("CURSOR_SECRET")
-        if secret and len(secret) < 32:
+        secret, secret_id = env.optional("CURSOR_SECRET"), env.optional("CURSOR_SECRET_ARN")
+        if bool(secret) == bool(secret_id):
+            env.problems.append("set exactly one of the environment variables CURSOR_SECRET_ARN and CURSOR_SECRET")
+        elif secret and len(secret) < 32:
             env.problems.append("environment variable CURSOR_SECRET must be at least 32 characters")
         return {
             **super()._read(env),
@@ -65,10 +76,11 @@ class ApiSettings(Settings):
             "jwt_audience": env.required("JWT_AUDIENCE"),
             "jwks_url": env.optional("JWKS_URL"),
             "cursor_secret": secret,
+            "cursor_secret_id": secret_id,
         }
 
-    def cursor_signing_secret(self) -> str:
-        return self.cursor_secret
+    def cursor_secret_source(self) -> CursorSecretSource:
+        return CursorSecretSource(secret_id=self.cursor_secret_id, literal=self.cursor_secret)
 
 
 @dataclass(frozen=True)

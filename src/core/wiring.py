@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from core.config import Settings
+from core.config import CursorSecretSource, Settings
+from core.cursor_keys import SecretsManagerKeys
 from core.data.attachments import AttachmentRecords
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
 from core.domain.attachments import AttachmentService
-from core.domain.cursor import CursorCodec
+from core.domain.cursor import CursorCodec, CursorKeys, FixedKeys
 from core.domain.tasks import TaskService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 AWS_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -47,9 +49,16 @@ def build_services(settings: Settings, dynamodb: "DynamoDBClient", s3: "Callable
         ObjectStore(s3, settings.bucket_name),
         settings.attachment_limits(),
     )
-    secret = settings.cursor_signing_secret()
-    cursors = CursorCodec(secret) if secret is not None else None
+    source = settings.cursor_secret_source()
+    cursors = CursorCodec(cursor_keys(source)) if source is not None else None
     return Services(TaskService(repository, cursors, attachments), attachments, repository)
+
+
+def cursor_keys(source: CursorSecretSource) -> CursorKeys:
+    """The secret's versions, read when a cursor is first signed or checked; or the literal key."""
+    if source.secret_id:
+        return SecretsManagerKeys(source.secret_id, secretsmanager_client)
+    return FixedKeys(source.literal)
 
 
 def dynamodb_client() -> "DynamoDBClient":
@@ -58,3 +67,7 @@ def dynamodb_client() -> "DynamoDBClient":
 
 def s3_client() -> "S3Client":
     return boto3.client("s3", config=S3_CLIENT_CONFIG)
+
+
+def secretsmanager_client() -> "SecretsManagerClient":
+    return boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)

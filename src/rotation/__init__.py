@@ -1,0 +1,1 @@
+"""The cursor-key rotation function (Secrets Manager calls it for the four rotation steps)."""

@@ -1,0 +1,127 @@
+"""The cursor-key rotation function, step by step against moto's Secrets Manager."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from core.cursor_keys import SecretsManagerKeys
+from core.domain.cursor import CursorCodec
+from rotation.handler import KEY_LENGTH, STEPS, RotationError, rotate
+
+STEP_ORDER = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+class RotatingSecret:
+    """A secret with rotation turned on. Secrets Manager labels a rotation's token AWSPENDING before it
+    calls the function; moto does not, so `start` records that label the way the service reports it."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("secretsmanager")
+        self.arn = self.client.create_secret(Name="cursor-key", SecretString="initial-key-" * 4)["ARN"]
+        self.client.rotate_secret(
+            SecretId=self.arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+        )
+        self.pending: set[str] = set()
+        self.client.meta.events.register("after-call.secrets-manager.DescribeSecret", self._label_pending)
+
+    def _label_pending(self, parsed: dict[str, Any], **_: Any) -> None:
+        stages = parsed.setdefault("VersionIdsToStages", {})
+        for token in self.pending:
+            labels = stages.setdefault(token, [])
+            if "AWSCURRENT" not in labels and "AWSPENDING" not in labels:
+                labels.append("AWSPENDING")
+
+    def start(self) -> str:
+        token = str(uuid.uuid4())
+        self.pending.add(token)
+        return token
+
+    def step(self, token: str, step: str) -> None:
+        rotate(self.client, {"SecretId": self.arn, "ClientRequestToken": token, "Step": step})
+
+    def rotate_fully(self) -> str:
+        token = self.start()
+        for step in STEP_ORDER:
+            self.step(token, step)
+        self.pending.discard(token)
+        return token
+
+    def value(self, stage: str) -> str:
+        return self.client.get_secret_value(SecretId=self.arn, VersionStage=stage)["SecretString"]
+
+
+@pytest.fixture
+def secret() -> Iterator[RotatingSecret]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield RotatingSecret()
+
+
+def test_a_rotation_makes_a_new_key_current_and_keeps_the_old_one_as_previous(secret: RotatingSecret) -> None:
+    before = secret.value("AWSCURRENT")
+    token = secret.rotate_fully()
+    after = secret.value("AWSCURRENT")
+    assert after != before
+    assert len(after) == KEY_LENGTH and after.isalnum()
+    assert secret.value("AWSPREVIOUS") == before
+    current = secret.client.get_secret_value(SecretId=secret.arn, VersionStage="AWSCURRENT")
+    assert current["VersionId"] == token
+
+
+def test_every_step_can_be_retried(secret: RotatingSecret) -> None:
+    token = secret.start()
+    secret.step(token, "createSecret")
+    pending = secret.client.get_secret_value(SecretId=secret.arn, VersionId=token)["SecretString"]
+    for step in STEP_ORDER:
+        secret.step(token, step)
+        secret.step(token, step)
+    assert secret.value("AWSCURRENT") == pending
+
+
+def test_cursors_signed_before_a_rotation_still_verify_after_it(secret: RotatingSecret) -> None:
+    position = {"pk": "USER#a", "sk": "TASK#1"}
+    old = CursorCodec(SecretsManagerKeys(secret.arn, lambda: secret.client)).encode(position, "a", "f")
+    secret.rotate_fully()
+    assert CursorCodec(SecretsManagerKeys(secret.arn, lambda: secret.client)).decode(old, "a", "f") == position
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"Step": "dropSecret"}, "unknown rotation step"),
+        ({"ClientRequestToken": "not-a-version-of-this-secret"}, "no version for this rotation"),
+    ],
+)
+def test_requests_that_do_not_belong_to_a_rotation_are_refused(
+    secret: RotatingSecret, change: dict[str, str], message: str
+) -> None:
+    event = {"SecretId": secret.arn, "ClientRequestToken": secret.start(), "Step": "createSecret", **change}
+    with pytest.raises(RotationError, match=message):
+        rotate(secret.client, event)
+
+
+def test_a_secret_without_rotation_is_refused(secret: RotatingSecret) -> None:
+    plain = secret.client.create_secret(Name="not-rotated", SecretString="plain-key-" * 4)["ARN"]
+    event = {"SecretId": plain, "ClientRequestToken": secret.start(), "Step": "createSecret"}
+    with pytest.raises(RotationError, match="not enabled"):
+        rotate(secret.client, event)
+
+
+def test_a_pending_key_equal_to_the_current_one_fails_the_test_step(secret: RotatingSecret) -> None:
+    token = secret.start()
+    secret.client.put_secret_value(
+        SecretId=secret.arn,
+        ClientRequestToken=token,
+        SecretString=secret.value("AWSCURRENT"),
+        VersionStages=["AWSPENDING"],
+    )
+    with pytest.raises(RotationError, match="is the current key"):
+        secret.step(token, "testSecret")
+
+
+def test_the_steps_are_the_four_secrets_manager_calls() -> None:
+    assert set(STEPS) == set(STEP_ORDER)
