@@ -8,6 +8,7 @@
 import base64
 import copy
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -174,3 +175,18 @@ def make_event(
         event["headers"].pop(header, None)
     event["headers"].update(headers or {})
     return event
+
+
+def race(writers: int, write: Callable[[int], None]) -> None:
+    """Run `write(0..writers-1)` on as many threads, released together by a barrier."""
+    barrier = threading.Barrier(writers)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        write(n)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -1,9 +1,8 @@
 """End to end over real HTTP against the `make run` stack, once on moto and once on DynamoDB Local."""
 
 import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from core.domain.models import Task
 from local.issuer import LocalIssuer
 from tests.bad_tokens import bad_tokens
 from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process, workers_of
+from tests.support import race
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -200,20 +200,6 @@ def local_client(service: str, endpoint: str) -> Any:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-
-
-def race(writers: int, write: Callable[[int], None]) -> None:
-    barrier = threading.Barrier(writers)
-
-    def run(n: int) -> None:
-        barrier.wait()
-        write(n)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_racing_writers_on_one_version_exactly_one_wins(repository: TaskRepository) -> None:

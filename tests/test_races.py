@@ -1,7 +1,6 @@
 """Races on DynamoDB Local, a real DynamoDB engine (moto lets racing conditional writers both win)."""
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 import boto3
@@ -11,7 +10,7 @@ from core.config import AttachmentLimits
 from core.domain.errors import Conflict, ServiceUnavailable
 from core.wiring import Services, build_services
 from tests.local_support import DynamoDBLocal, start_dynamodb_local
-from tests.support import ALICE, ATTACHMENT_LIMITS, TABLE, create_table, crud_settings
+from tests.support import ALICE, ATTACHMENT_LIMITS, TABLE, create_table, crud_settings, race
 
 pytestmark = pytest.mark.e2e
 
@@ -33,20 +32,6 @@ def services(endpoint: str, limits: AttachmentLimits) -> Services:
     s3 = session.client("s3", endpoint_url="http://127.0.0.1:9")  # presigning needs no round trip
     settings = replace(crud_settings("http://127.0.0.1:9/jwks"), attachments=limits)
     return build_services(settings, dynamodb, lambda: s3)
-
-
-def race(writers: int, write: Callable[[int], None]) -> None:
-    barrier = threading.Barrier(writers)
-
-    def run(n: int) -> None:
-        barrier.wait()
-        write(n)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_concurrent_grants_at_the_limit_let_exactly_the_remaining_ones_through(dynamodb_local: DynamoDBLocal) -> None:
