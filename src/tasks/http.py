@@ -3,6 +3,7 @@
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -53,17 +54,17 @@ class Request:
     def task_fields(self) -> "TaskFields":
         from core.http.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
 
-        return parse_body(TaskFields, self._raw_body())
+        return parse_body(TaskFields, self._body_text)
 
     def task_patch(self) -> "TaskPatch":
         from core.http.bodies import TaskPatch, parse_body
 
-        return parse_body(TaskPatch, self._raw_body())
+        return parse_body(TaskPatch, self._body_text)
 
     def attachment_request(self) -> "AttachmentRequest":
         from core.http.bodies import AttachmentRequest, parse_body
 
-        return parse_body(AttachmentRequest, self._raw_body())
+        return parse_body(AttachmentRequest, self._body_text)
 
     def once(self, owner: str, target: str, respond: Callable[[], Response[str]]) -> Response[str]:
         """`respond()`; with an Idempotency-Key, only once: a retry of the same body to the same `target` gets
@@ -71,14 +72,16 @@ class Request:
         key = self.header(IDEMPOTENCY_HEADER)
         if key is None:
             return respond()
-        request = {"target": target, "body": json.loads(self._raw_body())}
+        request = {"target": target, "body": json.loads(self._body_text)}
         return self._idempotency.respond(owner, key, request, self._context, respond)
 
     def expected_version(self, task_id: str) -> int | None:
         header = self.header("if-match")
         return None if header is None else etags.version_from_if_match(task_id, header)
 
-    def _raw_body(self) -> str:
+    @cached_property
+    def _body_text(self) -> str:
+        """The body checked and decoded once, whoever reads it (the parser, then Idempotency-Key's check)."""
         return json_body_text(self.header("content-type"), self.event.body, bool(self.event.is_base64_encoded))
 
 
