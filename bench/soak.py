@@ -42,6 +42,7 @@ class SoakResult:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     lost_updates: int = 0
+    increments: int = 0  # acknowledged If-Match increments of the shared counter
     mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -177,7 +178,7 @@ def run_soak(endpoints: Endpoints, *, seconds: float, clients: int, seed: int = 
     final = requests.get(
         endpoints.api_url + f"/tasks/{shared_id}", headers={"Authorization": f"Bearer {endpoints.token}"}, timeout=30
     ).json()
-    acknowledged = sum(client.increments for client in workers)
+    acknowledged = result.increments = sum(client.increments for client in workers)
     result.lost_updates = len(result.mismatches) + abs(int(final["description"]) - acknowledged)
     return result
 

@@ -33,40 +33,30 @@ BOB = "bob-sub"
 REQUEST_ID = "test-request-0001"
 
 _TEMPLATE_PARAMETERS = Template.load().parameters  # the attachment limits are the template's defaults
-ATTACHMENT_LIMITS = AttachmentLimits(
-    max_bytes=int(_TEMPLATE_PARAMETERS["AttachmentMaxBytes"]),
-    max_count=int(_TEMPLATE_PARAMETERS["AttachmentMaxCount"]),
-    content_types=frozenset(_TEMPLATE_PARAMETERS["AttachmentContentTypes"].split(",")),
-)
+ENVIRONMENT = {  # what the template gives the functions, with test values: read by the functions' own readers
+    "TABLE_NAME": TABLE,
+    "BUCKET_NAME": BUCKET,
+    "JWT_ISSUER": ISSUER,
+    "JWT_AUDIENCE": AUDIENCE,
+    "CURSOR_SECRET": CURSOR_SECRET,
+    "ATTACHMENT_MAX_BYTES": _TEMPLATE_PARAMETERS["AttachmentMaxBytes"],
+    "ATTACHMENT_MAX_COUNT": _TEMPLATE_PARAMETERS["AttachmentMaxCount"],
+    "ATTACHMENT_CONTENT_TYPES": _TEMPLATE_PARAMETERS["AttachmentContentTypes"],
+    "EXPORT_MAX_BYTES": "150000000",
+    "EXPORT_TIMEOUT_SECONDS": "300",
+    "EXPORT_SAFETY_SECONDS": "25",
+}
 
 
 def crud_settings(jwks_url: str, **changes: Any) -> CrudSettings:
-    settings = CrudSettings(
-        table_name=TABLE,
-        bucket_name=BUCKET,
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        jwks_url=jwks_url,
-        cursor_secret=CURSOR_SECRET,
-        attachments=ATTACHMENT_LIMITS,
-    )
-    return replace(settings, **changes)
+    return replace(CrudSettings.from_environment({**ENVIRONMENT, "JWKS_URL": jwks_url}), **changes)
 
 
 def export_settings(jwks_url: str, **changes: Any) -> ExportSettings:
-    base = crud_settings(jwks_url)
-    settings = ExportSettings(
-        table_name=base.table_name,
-        bucket_name=base.bucket_name,
-        jwt_issuer=base.jwt_issuer,
-        jwt_audience=base.jwt_audience,
-        jwks_url=base.jwks_url,
-        cursor_secret=base.cursor_secret,
-        export_max_bytes=150_000_000,
-        export_timeout_seconds=300.0,
-        export_safety_seconds=25.0,
-    )
-    return replace(settings, **changes)
+    return replace(ExportSettings.from_environment({**ENVIRONMENT, "JWKS_URL": jwks_url}), **changes)
+
+
+ATTACHMENT_LIMITS: AttachmentLimits = crud_settings("").attachments
 
 
 def lambda_context(function_name: str = "TasksFunction", timeout_seconds: float = 10) -> LambdaContext:

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -14,6 +13,7 @@ from core.data.tasks import TaskRepository
 from core.domain import ids
 from core.domain.errors import PreconditionFailed
 from core.domain.models import Task
+from local.aws import client
 from local.issuer import LocalIssuer
 from tests.bad_tokens import bad_tokens
 from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process, workers_of
@@ -189,17 +189,7 @@ def repository(stack: StackProcess, request: pytest.FixtureRequest) -> TaskRepos
     """The functions' own repository on the stack's table, for races that need many writers at once."""
     if stack.info["dynamodb_endpoint"] == stack.info["aws_endpoint"]:
         pytest.skip("moto applies concurrent writes without isolation; races run on DynamoDB Local")
-    return TaskRepository(local_client("dynamodb", stack.info["dynamodb_endpoint"]), stack.info["table_name"])
-
-
-def local_client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return TaskRepository(client("dynamodb", stack.info["dynamodb_endpoint"]), stack.info["table_name"])
 
 
 def test_racing_writers_on_one_version_exactly_one_wins(repository: TaskRepository) -> None:
@@ -354,7 +344,7 @@ def test_deleting_a_task_removes_its_uploaded_files(stack: StackProcess, alice: 
 
     assert alice.call("DELETE", f"/tasks/{task['taskId']}").status_code == 204
 
-    s3 = local_client("s3", stack.info["aws_endpoint"])
+    s3 = client("s3", stack.info["aws_endpoint"])
     versions = s3.list_object_versions(Bucket=stack.info["bucket_name"], Prefix=record["upload"]["fields"]["key"])
     assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
+from local.aws import client
 from local.issuer import LocalIssuer
 from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process
 
@@ -124,8 +124,7 @@ def test_a_task_deleted_by_a_request_that_died_loses_its_files_all_the_same(stac
     stack.drain_events()
 
     # When the task item goes but the function dies before its cascade (here: it is deleted behind its back)
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
-    dynamodb = session.client("dynamodb", endpoint_url=stack.info["dynamodb_endpoint"])
+    dynamodb = client("dynamodb", stack.info["dynamodb_endpoint"])
     owner_key = f"USER#{task['userId']}"
     dynamodb.delete_item(
         TableName=stack.info["table_name"], Key={"pk": {"S": owner_key}, "sk": {"S": f"TASK#{task['taskId']}"}}
@@ -133,7 +132,7 @@ def test_a_task_deleted_by_a_request_that_died_loses_its_files_all_the_same(stac
     stack.drain_events()  # the table's stream reaches the clean-up function
 
     # Then neither the file nor its record is left, and no download is offered
-    s3 = session.client("s3", endpoint_url=stack.info["aws_endpoint"])
+    s3 = client("s3", stack.info["aws_endpoint"])
     versions = s3.list_object_versions(Bucket=stack.info["bucket_name"], Prefix=upload["fields"]["key"])
     assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
     left = dynamodb.query(

@@ -3,12 +3,12 @@
 from collections.abc import Iterator
 from dataclasses import replace
 
-import boto3
 import pytest
 
 from core.config import AttachmentLimits
 from core.domain.errors import Conflict, ServiceUnavailable
 from core.wiring import Services, build_services
+from local.aws import client
 from tests.local_support import DynamoDBLocal, start_dynamodb_local
 from tests.support import ALICE, ATTACHMENT_LIMITS, TABLE, create_table, crud_settings, race
 
@@ -22,20 +22,15 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
     server.stop()
 
 
-def local_session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
-
-
 def services(endpoint: str, limits: AttachmentLimits) -> Services:
-    session = local_session()
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    s3 = session.client("s3", endpoint_url="http://127.0.0.1:9")  # presigning needs no round trip
+    dynamodb = client("dynamodb", endpoint)
+    s3 = client("s3", "http://127.0.0.1:9")  # presigning needs no round trip
     settings = replace(crud_settings("http://127.0.0.1:9/jwks"), attachments=limits)
     return build_services(settings, dynamodb, lambda: s3)
 
 
 def test_concurrent_grants_at_the_limit_let_exactly_the_remaining_ones_through(dynamodb_local: DynamoDBLocal) -> None:
-    create_table(local_session().client("dynamodb", endpoint_url=dynamodb_local.endpoint), TABLE)
+    create_table(client("dynamodb", dynamodb_local.endpoint), TABLE)
     built = services(dynamodb_local.endpoint, replace(ATTACHMENT_LIMITS, max_count=5))
     task = built.tasks.create(ALICE, {"title": "racing uploads"})
     for n in range(2):
