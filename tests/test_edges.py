@@ -153,15 +153,20 @@ def test_any_authorization_header_is_a_token_or_a_401(header: str) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(params=query_strings, if_match=anything, body=st.one_of(json_values.map(json.dumps), anything))
+@given(
+    params=query_strings,
+    header=anything,
+    body=st.one_of(json_values.map(json.dumps), anything, st.just('{"title": "a valid one"}')),
+)
 def test_the_crud_function_answers_any_input_below_500(
-    invoke: Invoke, create: Any, params: dict[str, str], if_match: str, body: str
+    invoke: Invoke, create: Any, params: dict[str, str], header: str, body: str
 ) -> None:
     task = create()
     listed = invoke("list-tasks", query=params)
-    patched = invoke("patch-task", task_id=task["taskId"], raw_body=body, headers={"if-match": if_match})
+    patched = invoke("patch-task", task_id=task["taskId"], raw_body=body, headers={"if-match": header})
+    created = invoke("create-task", raw_body=body, headers={"idempotency-key": header})
 
-    for response in (listed, patched):
+    for response in (listed, patched, created):
         assert response.status < 500, response
         if response.status >= 400:
             assert response.headers["content-type"] == "application/problem+json"
