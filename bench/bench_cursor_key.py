@@ -24,8 +24,8 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from local.aws import free_port  # noqa: E402
-from local.template import table_definition  # noqa: E402
+from local.aws import table_definition  # noqa: E402
+from local.dynamodb_local import free_port  # noqa: E402
 
 TABLE = "bench-tasks"
 USER = "bench-user"
