@@ -1,7 +1,4 @@
-"""The API docs page of `make run`: `openapi.json` and Swagger UI (from the `swagger-ui-bundle` package, offline).
-
-That package's Swagger UI (4.15) renders OpenAPI 3.0, not 3.1: the page reads `/openapi-3.0.json`, the
-same document in 3.0 terms (`for_swagger_ui`); `/openapi.json` is the 3.1 document itself.
+"""The API docs page of `make run`: `openapi.json` and Swagger UI 5 (assets of the `swagger-ui-py` package, offline).
 
 It is served on an origin of its own, as a docs site would be, so its "Try it out" calls are
 cross-origin: the stack allows them because `make run` adds this origin to the template's
@@ -16,14 +13,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from swagger_ui_bundle import swagger_ui_path
+from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from local import REPO_ROOT
 from local.events import HttpRequest, HttpResponse
 from local.template import Template
 
 DOCUMENT = REPO_ROOT / "openapi.json"
-ASSETS = Path(swagger_ui_path)
+ASSETS = SWAGGER_UI_PY_ROOT / "static"
 SECURITY_SCHEME = "bearerAuth"
 CORS_PARAMETER = "CorsAllowedOrigins"
 
@@ -41,7 +38,7 @@ PAGE = """<!doctype html>
   <script src="/swagger-ui-standalone-preset.js"></script>
   <script>
     window.ui = SwaggerUIBundle({
-      url: "/openapi-3.0.json",
+      url: "/openapi.json",
       dom_id: "#swagger-ui",
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout",
@@ -85,47 +82,11 @@ def _servers(local: Iterable[tuple[str, str]], documented: Iterable[dict[str, An
     return [*({"url": url, "description": text} for url, text in local), *remote]
 
 
-def for_swagger_ui(document: dict[str, Any]) -> dict[str, Any]:
-    """The document in OpenAPI 3.0 terms: nullable instead of null types, enum instead of const, boolean bounds."""
-    converted: dict[str, Any] = _in_3_0(document)
-    converted["openapi"] = "3.0.3"
-    return converted
-
-
-def _in_3_0(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_in_3_0(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    schema = {key: _in_3_0(item) for key, item in value.items()}
-    if isinstance(schema.get("type"), list):
-        kinds = [kind for kind in schema["type"] if kind != "null"]
-        schema["type"] = kinds[0]
-        schema["nullable"] = len(kinds) < len(value["type"])
-    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(schema.get(bound), int | float) and not isinstance(schema[bound], bool):
-            schema[limit], schema[bound] = schema[bound], True
-    if "const" in schema:
-        schema["enum"] = [schema.pop("const")]
-    for combinator in ("anyOf", "oneOf"):
-        options = schema.get(combinator)
-        if isinstance(options, list) and {"type": "null"} in options:
-            rest = [option for option in options if option != {"type": "null"}]
-            del schema[combinator]
-            if len(rest) == 1 and "$ref" not in rest[0]:
-                schema.update(rest[0])
-            else:
-                schema[combinator] = rest
-            schema["nullable"] = True
-    return schema
-
-
 class DocsSite:
     """`/` the Swagger UI page, `/openapi.json` the document, and the Swagger UI assets."""
 
     def __init__(self, document: dict[str, Any], token: str):
         self.document = json.dumps(document, indent=2).encode()
-        self.document_3_0 = json.dumps(for_swagger_ui(document), indent=2).encode()
         page = PAGE.replace("__SCHEME__", json.dumps(SECURITY_SCHEME)).replace("__TOKEN__", json.dumps(token))
         self.page = page.encode()
 
@@ -137,8 +98,6 @@ class DocsSite:
             return self._ok("text/html; charset=utf-8", self.page)
         if path == "/openapi.json":
             return self._ok("application/json", self.document)
-        if path == "/openapi-3.0.json":
-            return self._ok("application/json", self.document_3_0)
         asset = ASSETS / path.lstrip("/")
         if "/" in path.lstrip("/") or not asset.is_file():
             return HttpResponse(404, [("content-type", "text/plain")], b"not found\n")

@@ -1,11 +1,8 @@
 """The docs site of `make run` and the bucket's CORS on the local S3, without a browser or network."""
 
 import json
-from typing import Any
 
-from openapi_spec_validator import validate
-
-from local.docs import DOCUMENT, DocsSite, cors_origins, for_swagger_ui, origins_of, served_document
+from local.docs import DocsSite, cors_origins, origins_of, served_document
 from local.events import HttpResponse
 from local.s3_cors import BucketCors
 from local.template import Template
@@ -23,7 +20,7 @@ def test_the_page_holds_the_token_and_reads_the_document() -> None:
     page = site()(request("GET", "/"))
 
     assert page.status == 200 and page.header("content-type", "").startswith("text/html")
-    assert b'"a.b.c"' in page.body and b"/openapi-3.0.json" in page.body
+    assert b'"a.b.c"' in page.body and b'url: "/openapi.json"' in page.body
 
 
 def test_the_served_document_points_at_the_running_stack() -> None:
@@ -41,33 +38,6 @@ def test_the_swagger_ui_assets_are_served_and_nothing_outside_them() -> None:
     assert docs(request("GET", "/../openapi.json")).status == 404
     assert docs(request("GET", "/vendor/../index.html")).status == 404
     assert docs(request("POST", "/")).status == 405
-
-
-def test_the_3_0_rendering_is_valid_openapi_3_0_with_nothing_of_3_1_left() -> None:
-    rendered = for_swagger_ui(json.loads(DOCUMENT.read_text()))
-    text = json.dumps(rendered)
-
-    validate(rendered)
-    assert rendered["openapi"] == "3.0.3"
-    assert '{"type": "null"}' not in text and '"const"' not in text
-
-
-def test_nullable_and_const_become_their_3_0_forms() -> None:
-    schema: dict[str, Any] = {
-        "properties": {
-            "a": {"type": ["string", "null"]},
-            "b": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
-            "c": {"const": "ok"},
-            "d": {"type": "integer", "exclusiveMinimum": 0},
-        }
-    }
-
-    converted = for_swagger_ui(schema)["properties"]
-
-    assert converted["a"] == {"type": "string", "nullable": True}
-    assert converted["b"] == {"type": "string", "maxLength": 3, "nullable": True}
-    assert converted["c"] == {"enum": ["ok"]}
-    assert converted["d"] == {"type": "integer", "minimum": 0, "exclusiveMinimum": True}
 
 
 def test_the_docs_origin_is_added_to_the_templates_cors_origins() -> None:
