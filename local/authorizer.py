@@ -1,10 +1,7 @@
 """The HTTP API JWT authorizer, as API Gateway runs it: the key from the issuer's JWKS, then the claims."""
 
 import json
-import threading
-import time
 import urllib.request
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
@@ -12,7 +9,6 @@ import jwt
 from local.events import HttpResponse
 
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512")  # what an HTTP API JWT authorizer accepts
-JwksSource = Callable[[bool], Mapping[str, Any]]  # refresh -> the JWKS document
 
 
 class AuthorizerError(Exception):
@@ -25,44 +21,27 @@ class AuthorizerError(Exception):
         return HttpResponse.json(401, {"message": "Unauthorized"}, [("www-authenticate", challenge)])
 
 
-class RemoteJwks:
+def discovered_keys(issuer: str) -> jwt.PyJWKClient:
     """The issuer's keys, found as API Gateway finds them: `{issuer}/.well-known/openid-configuration` -> jwks_uri.
 
-    Cached for `lifespan` seconds; an unknown kid forces one refetch (at most every `cooldown` seconds).
+    Cached for five minutes; an unknown kid forces one refetch (at most every five seconds).
     """
-
-    def __init__(self, issuer: str, *, lifespan: float = 300, cooldown: float = 5):
-        self.issuer = issuer.rstrip("/")
-        self._lifespan, self._cooldown = lifespan, cooldown
-        self._lock = threading.Lock()
-        self._jwks: Mapping[str, Any] = {}
-        self._fetched = -lifespan
-
-    def __call__(self, refresh: bool = False) -> Mapping[str, Any]:
-        with self._lock:
-            age = time.monotonic() - self._fetched
-            if age > self._lifespan or (refresh and age > self._cooldown):
-                configuration = self._get(f"{self.issuer}/.well-known/openid-configuration")
-                self._jwks = self._get(str(configuration["jwks_uri"]))
-                self._fetched = time.monotonic()
-            return self._jwks
-
-    @staticmethod
-    def _get(url: str) -> Mapping[str, Any]:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"not an HTTP URL: {url}")
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - scheme checked above
-            document: Mapping[str, Any] = json.load(response)
-            return document
+    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {url}")
+    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - scheme checked above
+        configuration = json.load(response)
+    return jwt.PyJWKClient(str(configuration["jwks_uri"]), lifespan=300, cooldown_duration=5, timeout=3)
 
 
 class JwtAuthorizer:
     """An HTTP API JWT authorizer: RSA signature (key by kid from the JWKS), iss, aud or client_id, exp, nbf."""
 
-    def __init__(self, issuer: str, audience: str, jwks: JwksSource):
+    def __init__(self, issuer: str, audience: str, keys: jwt.PyJWKClient | None = None):
+        """`keys`: where the signing keys come from (None: discovered from the issuer on first use)."""
         self.issuer = issuer.rstrip("/")
         self.audience = audience
-        self._jwks = jwks
+        self._keys = keys
 
     def authorize(self, header_value: str | None) -> dict[str, Any]:
         """The event's `requestContext.authorizer` for the identity header's value, or AuthorizerError."""
@@ -106,15 +85,15 @@ class JwtAuthorizer:
     def _key(self, kid: Any) -> Any:
         if not kid:
             raise AuthorizerError("the token has no kid header")
-        for refresh in (False, True):
-            try:
-                jwks = self._jwks(refresh)
-            except Exception:  # API Gateway answers 401 when the issuer's keys cannot be fetched
-                raise AuthorizerError("the issuer's keys cannot be fetched") from None
-            for entry in jwks.get("keys", []):
-                if entry.get("kid") == kid and entry.get("kty") == "RSA":
-                    return jwt.PyJWK(dict(entry)).key
-        raise AuthorizerError(f"no key with kid {kid} in the issuer's JWKS")
+        try:
+            self._keys = self._keys or discovered_keys(self.issuer)
+            self._keys.get_jwk_set()  # from its cache while it is fresh
+        except Exception:  # API Gateway answers 401 when the issuer's keys cannot be fetched
+            raise AuthorizerError("the issuer's keys cannot be fetched") from None
+        try:
+            return self._keys.get_signing_key(str(kid)).key
+        except jwt.PyJWKClientError:
+            raise AuthorizerError(f"no key with kid {kid} in the issuer's JWKS") from None
 
 
 def _claim_text(value: Any) -> str:

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from uvicorn.importer import import_from_string
 
 from local import LOCAL_STACK_NAME, REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
-from local.authorizer import JwtAuthorizer, RemoteJwks
+from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
 from local.notifications import (
@@ -243,7 +243,7 @@ class LocalStack:
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
         function = self._pool
         routed = sorted({route.function for route in api.routes})
-        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience, RemoteJwks(self.issuer.issuer))
+        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience)
         self._api.app = HttpApiEmulator(api, {name: function(name) for name in routed}, authorizer, log=o.access_log)
         crud = [self.functions[name] for name in routed if self.functions[name].url is not None]
         if len(crud) != 1:

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+import jwt
+
 from local import REPO_ROOT, STATE_DIR
-from local.authorizer import JwksSource, JwtAuthorizer
+from local.authorizer import JwtAuthorizer
 from local.aws import port_taken
 from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dynamodb
 from local.events import HttpRequest
@@ -76,7 +78,7 @@ def make_issuer(issuer: str = TEST_ISSUER, audience: str = TEST_AUDIENCE) -> Loc
 
 def authorizer_for(issuer: LocalIssuer) -> JwtAuthorizer:
     """The HTTP API JWT authorizer trusting `issuer`, reading its JWKS without HTTP."""
-    return JwtAuthorizer(issuer.issuer, issuer.audience, static_jwks(issuer.jwks))
+    return JwtAuthorizer(issuer.issuer, issuer.audience, StaticJwks(issuer))
 
 
 class FakeHandler:
@@ -355,6 +357,12 @@ def start_dynamodb_local(port: int = 0, in_memory: bool = True) -> DynamoDBLocal
     return DynamoDBLocal(port, in_memory=in_memory).start()
 
 
-def static_jwks(jwks: Callable[[], Mapping[str, Any]]) -> JwksSource:
-    """A JwksSource from a function such as `LocalIssuer.jwks` (no HTTP: for unit tests)."""
-    return lambda refresh=False: jwks()
+class StaticJwks(jwt.PyJWKClient):
+    """An issuer's JWKS without HTTP (for unit tests)."""
+
+    def __init__(self, issuer: LocalIssuer):
+        super().__init__(issuer.jwks_url)
+        self.issuer = issuer
+
+    def fetch_data(self) -> Any:
+        return self.issuer.jwks()

@@ -5,15 +5,18 @@ import http.client
 import json
 import re
 import threading
+import time
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from local.authorizer import AuthorizerError, JwtAuthorizer
 from local.events import HttpRequest, InvalidLambdaResponse, RequestIdentity, build_event
 from local.events import to_http_response as translate
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
-from local.issuer import LocalIssuer
+from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.runtime import LambdaContext
 from local.server import HttpServer
 from local.specs import CorsConfig, FunctionUrlSpec, http_api_routes, http_apis
@@ -164,6 +167,29 @@ def test_the_www_authenticate_header_says_why(api: HttpApiEmulator, signer: Loca
     assert "audience" in reason(bad["wrong_audience"])
     assert "issuer" in reason(bad["wrong_issuer"])
     assert "none" in reason(bad["alg_none"])
+
+
+def test_the_authorizer_finds_the_issuers_keys_by_discovery_and_a_rotated_key_by_one_refetch() -> None:
+    issuer = LocalIssuer(None, "http://127.0.0.1:0", "aud", key=generate_key())
+    server = HttpServer(issuer_app(issuer), name="issuer").start()
+    try:
+        issuer.issuer = server.url
+        authorizer = JwtAuthorizer(issuer.issuer, "aud")
+        assert authorizer.authorize(f"Bearer {issuer.token('alice')}")["jwt"]["claims"]["sub"] == "alice"
+
+        issuer._key = generate_key()  # the issuer rotates its key (after the authorizer's refetch cooldown)
+        with mock.patch("time.monotonic", return_value=time.monotonic() + 10):
+            claims = authorizer.authorize(f"Bearer {issuer.token('bob')}")["jwt"]["claims"]
+        assert claims["sub"] == "bob"
+    finally:
+        server.stop()
+
+
+def test_an_issuer_that_cannot_be_reached_is_401_not_an_error(signer: LocalIssuer) -> None:
+    authorizer = JwtAuthorizer("http://127.0.0.1:9", "aud")
+
+    with pytest.raises(AuthorizerError, match="cannot be fetched"):
+        authorizer.authorize(f"Bearer {signer.token('alice')}")
 
 
 def test_a_valid_token_puts_its_claims_in_the_event_as_strings(
