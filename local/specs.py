@@ -2,19 +2,10 @@
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LOCAL_STACK_NAME
 from local.template import FUNCTION, Template, TemplateError, Unresolved, as_text, merge, require_resolved, truthy
-
-
-class RouteSpec(NamedTuple):
-    """One `Type: HttpApi` event: `GET /tasks/{taskId}` goes to `TasksFunction` (`tasks.app.lambda_handler`)."""
-
-    method: str
-    path: str
-    function: str
-    handler: str
 
 
 @dataclass(frozen=True)
@@ -133,14 +124,9 @@ def event_rules(template: Template) -> list[EventRuleSpec]:
     return rules
 
 
-def http_api_routes(template: Template | None = None) -> list[RouteSpec]:
-    """Every `Type: HttpApi` event as (method, path, function logical id, handler)."""
-    template = template or Template.load()
-    return [
-        RouteSpec(route.method, route.path, route.function, function(template, route.function).handler)
-        for api in http_apis(template).values()
-        for route in api.routes
-    ]
+def http_api_routes(template: Template | None = None) -> list[ApiRoute]:
+    """Every `Type: HttpApi` event of every HTTP API."""
+    return [route for api in http_apis(template or Template.load()).values() for route in api.routes]
 
 
 def http_apis(template: Template) -> dict[str, HttpApiSpec]:

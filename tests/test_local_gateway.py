@@ -19,7 +19,7 @@ from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
 from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.runtime import LambdaContext
 from local.server import HttpServer
-from local.specs import CorsConfig, FunctionUrlSpec, http_api_routes, http_apis
+from local.specs import CorsConfig, FunctionUrlSpec, function, http_api_routes, http_apis
 from local.template import Template
 from tests.bad_tokens import BAD_TOKEN_KINDS, bad_tokens
 from tests.local_support import FakeHandler, api_spec, authorizer_for, fake_function, make_issuer, request
@@ -63,7 +63,7 @@ def test_routes_are_read_from_the_template() -> None:
 
     matched = table.match("GET", "/tasks/01ABC")
 
-    assert routes and {route.handler for route in routes} == {"tasks.app.lambda_handler"}
+    assert routes and {function(template, route.function).handler for route in routes} == {"tasks.app.lambda_handler"}
     assert matched is not None
     route, parameters = matched
     assert (route.route_key, parameters) == ("GET /tasks/{taskId}", {"taskId": "01ABC"})
