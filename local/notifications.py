@@ -3,9 +3,9 @@
 moto emits no events, so the local AWS stand-in is watched instead: after a request that creates an
 object (PutObject, CopyObject, a presigned POST upload, CompleteMultipartUpload) in a bucket whose
 template enables EventBridge notifications, the event S3 would send is put on a local bus. The bus
-matches it against the template's `Type: EventBridgeRule` patterns and invokes each matching function
-asynchronously, retried as the rule's RetryPolicy says, then sent to its dead-letter queue.
-`EventBus.drain()` waits until everything published was delivered, so tests need no sleeps.
+matches it against the template's `Type: EventBridgeRule` patterns (moto's EventBridge pattern matcher)
+and invokes each matching function asynchronously, retried as the rule's RetryPolicy says, then sent to
+its dead-letter queue. `EventBus.drain()` waits until everything published was delivered, so tests need no sleeps.
 """
 
 import itertools
@@ -22,48 +22,17 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import ClientError
+from moto.events.models import EventPattern
 
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from local.events import HttpRequest, HttpResponse
 from local.s3_post import parse_form
 from local.specs import EventRuleSpec, event_rules
-from local.template import Template, TemplateError
+from local.template import Template
 from local.workers import InvocationFailed
 
 DRAIN_PATH = "/_local/events/drain"
 EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
-
-
-# --- event patterns -----------------------------------------------------------------------------------
-
-
-def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """Whether `event` matches an EventBridge event pattern, with what the template's rules use: nested
-    objects, lists of literals, and `{"prefix": ...}`. Any other operator is a TemplateError."""
-    for name, expected in pattern.items():
-        value = event.get(name)
-        if isinstance(expected, Mapping):
-            if not isinstance(value, Mapping) or not matches(expected, value):
-                return False
-        elif not any(_matcher(matcher, value) for matcher in expected):
-            return False
-    return True
-
-
-def _matcher(matcher: Any, value: Any) -> bool:
-    if not isinstance(matcher, Mapping):
-        return value == matcher or (isinstance(value, list) and matcher in value)
-    if set(matcher) != {"prefix"} or not isinstance(matcher["prefix"], str):
-        raise TemplateError(f"event pattern {matcher!r} is not emulated locally (only literals and prefix are)")
-    return isinstance(value, str) and value.startswith(matcher["prefix"])
-
-
-def _check(pattern: Mapping[str, Any]) -> None:
-    for expected in pattern.values():
-        if isinstance(expected, Mapping):
-            _check(expected)
-        for matcher in expected if isinstance(expected, list) else ():
-            _matcher(matcher, None)
 
 
 # --- the bus ------------------------------------------------------------------------------------------
@@ -137,9 +106,9 @@ class EventBus:
         retry_delay: float = 0.1,
         log: TextIO | None = None,
     ):
-        self.rules = [rule for rule in rules if rule.function in functions]
-        for rule in self.rules:  # an operator the matcher does not know fails now, not at the first upload
-            _check(rule.pattern)
+        self.rules = [
+            (rule, EventPattern.load(json.dumps(rule.pattern))) for rule in rules if rule.function in functions
+        ]
         self.functions = functions
         self.policies = dict(policies or {})
         self.dead_letters = dead_letters
@@ -193,8 +162,8 @@ class EventBus:
                 self._queue.task_done()
 
     def _dispatch(self, event: Mapping[str, Any]) -> None:
-        for rule in self.rules:
-            if matches(rule.pattern, event):
+        for rule, pattern in self.rules:
+            if pattern.matches_event(event):
                 with self._settled:
                     self._in_flight += 1
                 thread = threading.Thread(target=self._deliver, args=(rule, event), name=f"deliver-{rule.name}")

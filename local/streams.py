@@ -2,10 +2,11 @@
 
 For each `AWS::Lambda::EventSourceMapping` of the template whose source is a table's stream, the local
 table gets the stream its `StreamSpecification` declares, and a thread polls it (every shard, from the
-trim horizon), keeps the records that match the mapping's `FilterCriteria`, and invokes the function
-with batches of at most `BatchSize` records. Items a function reports in `batchItemFailures` (or a whole
-batch that raised) are retried up to `MaximumRetryAttempts` times, then sent to the `OnFailure`
-destination queue. `drain()` waits until every record written so far was handled, so tests need no sleeps.
+trim horizon), keeps the records that match the mapping's `FilterCriteria` (EventBridge patterns, matched
+by moto), and invokes the function with batches of at most `BatchSize` records. Items a function reports
+in `batchItemFailures` (or a whole batch that raised) are retried up to `MaximumRetryAttempts` times, then
+sent to the `OnFailure` destination queue. `drain()` waits until every record written so far was handled,
+so tests need no sleeps.
 """
 
 import json
@@ -16,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from local.notifications import matches
+from moto.events.models import EventPattern
+
 from local.template import Template
 from local.workers import InvocationFailed
 
@@ -32,11 +34,11 @@ class StreamMapping:
     table: str  # logical id
     batch_size: int
     max_retries: int
-    filters: tuple[Mapping[str, Any], ...]
+    filters: tuple[EventPattern, ...]  # FilterCriteria: EventBridge patterns applied to each record
     on_failure_queue: str | None  # logical id of an SQS queue
 
     def accepts(self, record: Mapping[str, Any]) -> bool:
-        return not self.filters or any(matches(pattern, record) for pattern in self.filters)
+        return not self.filters or any(pattern.matches_event(record) for pattern in self.filters)
 
 
 def stream_mappings(template: Template) -> list[StreamMapping]:
@@ -61,7 +63,7 @@ def stream_mappings(template: Template) -> list[StreamMapping]:
                 table=str(attribute[0]),
                 batch_size=int(properties.get("BatchSize", 100)),
                 max_retries=int(properties.get("MaximumRetryAttempts", 10_000)),
-                filters=tuple(json.loads(str(filter_["Pattern"])) for filter_ in patterns),
+                filters=tuple(EventPattern.load(str(filter_["Pattern"])) for filter_ in patterns),
                 on_failure_queue=queue,
             )
         )

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from moto.events.models import EventPattern
 
 from local import aws
 from local.streams import StreamMapping, StreamPoller, stream_mappings
@@ -60,7 +61,8 @@ def test_batches_are_retried_from_their_first_failed_record_then_sent_to_the_on_
         failed = [r["dynamodb"]["SequenceNumber"] for r in records if r["dynamodb"]["Keys"]["sk"]["S"] == "TASK#bad"]
         return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}
 
-    mapping = StreamMapping("Mapping", "Fn", "TasksTable", 2, 2, ({"eventName": ["INSERT"]},), "CleanupQueue")
+    inserts = (EventPattern.load('{"eventName": ["INSERT"]}'),)
+    mapping = StreamMapping("Mapping", "Fn", "TasksTable", 2, 2, inserts, "CleanupQueue")
     sqs = aws.client("sqs", moto.url)
     queue = sqs.create_queue(QueueName="cleanup-queue")["QueueUrl"]
 
