@@ -8,7 +8,8 @@ import pytest
 from moto.events.models import EventPattern
 
 from local import aws
-from local.streams import StreamMapping, StreamPoller, stream_mappings
+from local.specs import RetryPolicy
+from local.streams import StreamMapping, StreamPoller, enable_stream, stream_mappings
 from local.template import Template
 from tests.local_support import fake_function
 
@@ -29,7 +30,7 @@ def test_the_clean_up_mapping_takes_removed_tasks_that_had_attachments_only() ->
     (mapping,) = stream_mappings(Template.load())
 
     assert (mapping.function, mapping.table, mapping.batch_size) == ("TaskCleanupFunction", "TasksTable", 10)
-    assert (mapping.max_retries, mapping.on_failure_queue) == (10, "TaskCleanupDeadLetterQueue")
+    assert (mapping.retry_policy.maximum_retry_attempts, mapping.on_failure_queue) == (10, "TaskCleanupDeadLetterQueue")
     assert mapping.accepts(removal("TASK#t1"))
     assert not mapping.accepts(removal("TASK#t1", has_attachments=False))
     assert not mapping.accepts(removal("TASK#t1", has_attachments=None))
@@ -62,30 +63,21 @@ def test_batches_are_retried_from_their_first_failed_record_then_sent_to_the_on_
         return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}
 
     inserts = (EventPattern.load('{"eventName": ["INSERT"]}'),)
-    mapping = StreamMapping("Mapping", "Fn", "TasksTable", 2, 2, inserts, "CleanupQueue")
+    mapping = StreamMapping("Mapping", "Fn", "TasksTable", 2, RetryPolicy(2), inserts, "CleanupQueue")
+    stream_arn = enable_stream(dynamodb, TABLE, "NEW_AND_OLD_IMAGES")
     sqs = aws.client("sqs", moto.url)
-    queue = sqs.create_queue(QueueName="cleanup-queue")["QueueUrl"]
-
-    def dead_letters(records: list[dict[str, Any]], reason: str) -> None:
-        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"reason": reason, "records": records}))
 
     # When the mapping's poller reads the stream
-    streams = aws.client("dynamodbstreams", moto.url)
     poller = StreamPoller(
-        mapping,
-        dynamodb,
-        streams,
-        TABLE,
-        "NEW_AND_OLD_IMAGES",
-        fake_function(handler).invoke,
-        dead_letters=dead_letters,
+        mapping, fake_function(handler), aws.client("dynamodbstreams", moto.url), stream_arn, sqs, retry_delay=0
     )
     poller.start().drain(timeout=10)
     poller.stop()
 
     # Then each batch of two went once; the failing one again from its failed record, 1 + 2 times in all
     assert calls == [["TASK#a", "TASK#bad"], ["TASK#bad"], ["TASK#bad"], ["TASK#c", "TASK#d"]]
-    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert poller.dead_letters is not None
+    (message,) = sqs.receive_message(QueueUrl=poller.dead_letters.url, MaxNumberOfMessages=10)["Messages"]
     body = json.loads(message["Body"])
     assert [record["dynamodb"]["Keys"]["sk"]["S"] for record in body["records"]] == ["TASK#bad"]
-    assert "batch item failures" in body["reason"]
+    assert "BatchItemFailures" in body["reason"]
