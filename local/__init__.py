@@ -5,7 +5,7 @@ Modules:
     events            HTTP requests to payload 2.0 events, and function results back to HTTP
     runtime           the LambdaContext a handler gets
     workers           each function's execution environments: worker processes (worker_main.py)
-    streams           DynamoDB stream records to functions (event source mappings)
+    streams           DynamoDB stream records to functions (event source mappings: filters, batches, retries)
     docs, s3_cors     the API docs page; the buckets' CORS rules on S3 responses
     authorizer        the HTTP API JWT authorizer
     gateway           the HTTP API emulator (routes from the template) and the function URL emulator
@@ -13,7 +13,8 @@ Modules:
     aws               the AWS stand-in (moto) with the template's tables and buckets
     dynamodb_local    DynamoDB Local, from npm, run with java
     s3_post           presigned POST policies enforced as S3 does (moto accepts any upload)
-    notifications     S3 Object Created events to the functions of the template's EventBridge rules
+    notifications     S3 Object Created events to the functions of the template's EventBridge rules (moto's
+                      pattern matcher); the retries and dead-letter queues that streams shares
     issuer            a local JWT issuer and its JWKS endpoint
     stack             LocalStack: everything above, in this process, on loopback ports
     seed              realistic demo tasks through the public API

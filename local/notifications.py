@@ -3,17 +3,17 @@
 moto emits no events, so the local AWS stand-in is watched instead: after a request that creates an
 object (PutObject, CopyObject, a presigned POST upload, CompleteMultipartUpload) in a bucket whose
 template enables EventBridge notifications, the event S3 would send is put on a local bus. The bus
-matches it against the template's `Type: EventBridgeRule` patterns and invokes each matching function
-asynchronously, retried as the rule's RetryPolicy says, then sent to its dead-letter queue.
-`EventBus.drain()` waits until everything published was delivered, so tests need no sleeps.
+matches it against the template's `Type: EventBridgeRule` patterns (moto's EventBridge pattern matcher)
+and invokes each matching function asynchronously, retried as the rule's RetryPolicy says, then sent to
+its dead-letter queue. `EventBus.drain()` waits until everything published was delivered, so tests need
+no sleeps. The retrying and the dead-letter queues (`Deliveries`, `DeadLetterQueue`) serve local/streams.py too.
 """
 
 import itertools
 import json
-import queue
+import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,246 +22,138 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import ClientError
+from moto.events.models import EventPattern
 
-from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
+from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LOCAL_STACK_NAME
 from local.events import HttpRequest, HttpResponse
 from local.s3_post import parse_form
-from local.specs import EventRuleSpec, event_rules
-from local.template import Template, TemplateError
+from local.specs import EventRuleSpec, RetryPolicy
 from local.workers import InvocationFailed
 
 DRAIN_PATH = "/_local/events/drain"
-EventSource = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
 
-# --- event patterns -----------------------------------------------------------------------------------
+# --- delivery to a function, for the bus and for local/streams.py -------------------------------------
 
 
-def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """Whether `event` matches an EventBridge event pattern, with what the template's rules use: nested
-    objects, lists of literals, and `{"prefix": ...}`. Any other operator is a TemplateError."""
-    for name, expected in pattern.items():
-        value = event.get(name)
-        if isinstance(expected, Mapping):
-            if not isinstance(value, Mapping) or not matches(expected, value):
-                return False
-        elif not any(_matcher(matcher, value) for matcher in expected):
-            return False
-    return True
-
-
-def _matcher(matcher: Any, value: Any) -> bool:
-    if not isinstance(matcher, Mapping):
-        return value == matcher or (isinstance(value, list) and matcher in value)
-    if set(matcher) != {"prefix"} or not isinstance(matcher["prefix"], str):
-        raise TemplateError(f"event pattern {matcher!r} is not emulated locally (only literals and prefix are)")
-    return isinstance(value, str) and value.startswith(matcher["prefix"])
-
-
-def _check(pattern: Mapping[str, Any]) -> None:
-    for expected in pattern.values():
-        if isinstance(expected, Mapping):
-            _check(expected)
-        for matcher in expected if isinstance(expected, list) else ():
-            _matcher(matcher, None)
-
-
-# --- the bus ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Delivery:
-    rule: str
-    event_id: str
-    attempts: int
-    error: str | None  # None: delivered
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """A rule target's RetryPolicy (EventBridge's defaults: 185 retries within 24 hours)."""
-
-    maximum_retry_attempts: int = 185
-    maximum_event_age_seconds: int = 86400
-
-
-DeadLetters = Callable[[EventRuleSpec, Mapping[str, Any], Delivery], None]
-
-
-def _rule_properties(template: Template, rule: EventRuleSpec) -> Mapping[str, Any]:
-    function_id, _, event_name = rule.name.partition(".")
-    return template.function_properties(function_id)["Events"][event_name].get("Properties") or {}
-
-
-def dead_letter_queue(template: Template) -> str | None:
-    """The logical id of the queue the rules name in DeadLetterConfig (`Arn: !GetAtt Queue.Arn`), if any."""
-    for rule in event_rules(template):
-        arn = (_rule_properties(template, rule).get("DeadLetterConfig") or {}).get("Arn") or {}
-        if "Fn::GetAtt" in arn:
-            return str(arn["Fn::GetAtt"][0])
-    return None
-
-
-def retry_policies(template: Template) -> dict[str, RetryPolicy]:
-    """Each EventBridgeRule event's RetryPolicy from the template, by rule name (`Function.Event`)."""
-    policies = {}
-    for rule in event_rules(template):
-        policy = template.resolve(_rule_properties(template, rule).get("RetryPolicy")) or {}
-        defaults = RetryPolicy()
-        policies[rule.name] = RetryPolicy(
-            int(policy.get("MaximumRetryAttempts", defaults.maximum_retry_attempts)),
-            int(policy.get("MaximumEventAgeInSeconds", defaults.maximum_event_age_seconds)),
-        )
-    return policies
-
-
-class EventBus:
-    """Invokes the functions of matching rules asynchronously, retried as each rule's RetryPolicy says.
-
-    Events are taken in order; each matching rule's delivery runs on its own thread (so deliveries
-    overlap up to the function's concurrency, as Lambda's asynchronous invocations do). A failed
-    attempt (the function raised, timed out, crashed or was throttled) is retried with exponential
-    backoff from `retry_delay` seconds (at most `MAX_RETRY_DELAY`), until MaximumRetryAttempts or
-    MaximumEventAgeInSeconds; then the event goes to `dead_letters` (the rule's dead-letter queue).
+class Deliveries:
+    """Delivers payloads to functions as an event source does: a failed attempt (the function raised, timed
+    out, crashed or was throttled: `InvocationFailed`) is retried with exponential backoff from `retry_delay`
+    seconds (at most `MAX_RETRY_DELAY`, where AWS waits minutes), until the policy's MaximumRetryAttempts or
+    MaximumEventAgeInSeconds, or until `stop()`.
     """
 
     MAX_RETRY_DELAY = 2.0
 
-    def __init__(
-        self,
-        rules: Sequence[EventRuleSpec],
-        functions: Mapping[str, Any],  # local.workers.FunctionPool, or anything with invoke(event)
-        *,
-        policies: Mapping[str, RetryPolicy] | None = None,
-        dead_letters: DeadLetters | None = None,
-        retry_delay: float = 0.1,
-        log: TextIO | None = None,
-    ):
-        self.rules = [rule for rule in rules if rule.function in functions]
-        for rule in self.rules:  # an operator the matcher does not know fails now, not at the first upload
-            _check(rule.pattern)
-        self.functions = functions
-        self.policies = dict(policies or {})
-        self.dead_letters = dead_letters
+    def __init__(self, *, log: TextIO | None = None, retry_delay: float = 0.1):
+        self.log = log or sys.stderr
         self.retry_delay = retry_delay
-        self.log = log
-        self.deliveries: list[Delivery] = []
-        self._queue: queue.Queue[EventSource | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._in_flight = 0
-        self._settled = threading.Condition()
         self._stopping = threading.Event()
-
-    def start(self) -> "EventBus":
-        self._thread = threading.Thread(target=self._work, name="event-bus", daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self._stopping.set()  # retries waiting for their turn give up
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
 
-    def publish(self, event: EventSource) -> None:
-        """Queue an event, or a function that builds it when its turn comes (None: nothing to send)."""
-        self._queue.put(event)
-
-    def drain(self, timeout: float = 30) -> None:
-        """Return once every event published so far has been delivered (or dead-lettered)."""
-        deadline = time.monotonic() + timeout
-        with self._queue.all_tasks_done:
-            if not self._queue.all_tasks_done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout):
-                raise TimeoutError(f"events still being delivered after {timeout} s")
-        with self._settled:
-            if not self._settled.wait_for(lambda: self._in_flight == 0, max(deadline - time.monotonic(), 0)):
-                raise TimeoutError(f"events still being delivered after {timeout} s")
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                event = item() if callable(item) else item
-                if event is not None:
-                    self._dispatch(event)
-            except Exception:  # a bug here must not stop the bus
-                self._note(f"event bus: {traceback.format_exc()}")
-            finally:
-                self._queue.task_done()
-
-    def _dispatch(self, event: Mapping[str, Any]) -> None:
-        for rule in self.rules:
-            if matches(rule.pattern, event):
-                with self._settled:
-                    self._in_flight += 1
-                thread = threading.Thread(target=self._deliver, args=(rule, event), name=f"deliver-{rule.name}")
-                thread.daemon = True
-                thread.start()
-
-    def _deliver(self, rule: EventRuleSpec, event: Mapping[str, Any]) -> None:
-        try:
-            delivery = self._attempts(rule, event, self.policies.get(rule.name, RetryPolicy()))
-            if delivery.error is not None:
-                self._note(f"{rule.name}: event {delivery.event_id} given up after {delivery.attempts} attempts")
-                if self.dead_letters is not None:
-                    self.dead_letters(rule, event, delivery)
-            with self._settled:
-                self.deliveries.append(delivery)
-                del self.deliveries[:-1000]
-        except Exception:
-            self._note(f"event bus: {traceback.format_exc()}")
-        finally:
-            with self._settled:
-                self._in_flight -= 1
-                self._settled.notify_all()
-
-    def _attempts(self, rule: EventRuleSpec, event: Mapping[str, Any], policy: RetryPolicy) -> Delivery:
+    def retry(self, name: str, send: Callable[[], object], policy: RetryPolicy) -> tuple[int, str | None]:
+        """Call `send` until it succeeds or the policy gives up: the attempts, and the last error (None: delivered)."""
         received = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                self.functions[rule.function].invoke(event)
-                return Delivery(rule.name, str(event.get("id")), attempt, None)
-            except InvocationFailed as exc:
-                error = str(exc)
-                self._note(f"{rule.name}: attempt {attempt} failed: {error}")
+                send()
+                return attempt, None
+            except InvocationFailed as failure:
+                error = str(failure)
+                self.note(name, f"attempt {attempt} failed: {error}")
             delay = min(self.retry_delay * 2 ** (attempt - 1), self.MAX_RETRY_DELAY)
             too_old = time.monotonic() - received + delay > policy.maximum_event_age_seconds
             if attempt > policy.maximum_retry_attempts or too_old or self._stopping.wait(delay):
-                return Delivery(rule.name, str(event.get("id")), attempt, error)
+                self.note(name, f"given up after {attempt} attempts")
+                return attempt, error
 
-    def _note(self, message: str) -> None:
-        if self.log is not None:
-            print(f"[events] {message}", file=self.log, flush=True)
+    def note(self, name: str, message: str) -> None:
+        print(f"[{name}] {message}", file=self.log, flush=True)
 
 
-class SqsDeadLetterQueue:
-    """A rule's dead-letter queue in the local AWS stand-in: the event as the body, EventBridge's attributes."""
+class DeadLetterQueue:
+    """An SQS queue of the template (by logical id), made in the AWS stand-in, for what could not be delivered."""
 
-    def __init__(self, sqs: Any, queue_name: str):
+    def __init__(self, sqs: Any, logical_id: str):
         self.sqs = sqs
-        self.queue_url: str = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        self.url: str = sqs.create_queue(QueueName=f"{LOCAL_STACK_NAME}-{logical_id}")["QueueUrl"]
 
-    def __call__(self, rule: EventRuleSpec, event: Mapping[str, Any], delivery: Delivery) -> None:
-        rule_name = rule.name.replace(".", "-")
-        attributes = {
-            "RULE_ARN": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{rule_name}",
-            "TARGET_ARN": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{rule.function}",
-            "ERROR_CODE": "FunctionError",
-            "ERROR_MESSAGE": (delivery.error or "")[:1000],
-            "RETRY_ATTEMPTS": str(delivery.attempts - 1),
+    def send(self, body: Any, attributes: Mapping[str, str] | None = None) -> None:
+        strings = {name: {"DataType": "String", "StringValue": value} for name, value in (attributes or {}).items()}
+        self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body), MessageAttributes=strings)
+
+
+# --- the bus ------------------------------------------------------------------------------------------
+
+
+class EventBus(Deliveries):
+    """Invokes the function of every rule whose pattern matches, asynchronously; what cannot be delivered
+    goes to the rule's dead-letter queue, with EventBridge's attributes. Each event, and each matching rule's
+    delivery, has a thread of its own, so deliveries overlap up to the function's concurrency, as Lambda's
+    asynchronous invocations do.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[EventRuleSpec],
+        functions: Mapping[str, Any],  # by logical id: local.workers.FunctionPool, or anything with invoke(event)
+        sqs: Any,
+        **options: Any,
+    ):
+        super().__init__(**options)
+        self.rules = [(rule, EventPattern.load(json.dumps(rule.pattern))) for rule in rules]
+        self.functions = functions
+        self.dead_letters = {
+            rule.name: DeadLetterQueue(sqs, rule.dead_letter_queue) for rule in rules if rule.dead_letter_queue
         }
-        self.sqs.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=json.dumps(event),
-            MessageAttributes={
-                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
-            },
-        )
+        self._in_flight = 0
+        self._settled = threading.Condition()
+
+    def publish(self, build: Callable[[], Mapping[str, Any] | None]) -> None:
+        """Send the event that `build` makes on a thread of its own (None: nothing to send)."""
+        self._spawn(self._dispatch, build)
+
+    def drain(self, timeout: float = 30) -> None:
+        """Return once every event published so far has been delivered (or dead-lettered)."""
+        with self._settled:
+            if not self._settled.wait_for(lambda: self._in_flight == 0, timeout):
+                raise TimeoutError(f"events still being delivered after {timeout} s")
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        with self._settled:
+            self._in_flight += 1
+        threading.Thread(target=self._run, args=(target, *args), daemon=True).start()
+
+    def _run(self, target: Callable[..., None], *args: Any) -> None:
+        try:
+            target(*args)
+        finally:
+            with self._settled:
+                self._in_flight -= 1
+                self._settled.notify_all()
+
+    def _dispatch(self, build: Callable[[], Mapping[str, Any] | None]) -> None:
+        event = build()
+        for rule, pattern in self.rules:
+            if event is not None and pattern.matches_event(event):
+                self._spawn(self._deliver, rule, event)
+
+    def _deliver(self, rule: EventRuleSpec, event: Mapping[str, Any]) -> None:
+        function = self.functions[rule.function]
+        attempts, error = self.retry(rule.name, lambda: function.invoke(event), rule.retry_policy)
+        if error is not None and rule.name in self.dead_letters:
+            attributes = {
+                "RULE_ARN": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{rule.name.replace('.', '-')}",
+                "TARGET_ARN": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{rule.function}",
+                "ERROR_CODE": "FunctionError",
+                "ERROR_MESSAGE": error[:1000],
+                "RETRY_ATTEMPTS": str(attempts - 1),
+            }
+            self.dead_letters[rule.name].send(event, attributes)
 
 
 # --- S3 -----------------------------------------------------------------------------------------------
@@ -304,10 +196,10 @@ def object_created(request: HttpRequest, response: HttpResponse) -> ObjectCreate
 class S3Notifications:
     """Watches the AWS stand-in's requests and publishes S3's EventBridge `Object Created` events."""
 
-    def __init__(self, buckets: Iterable[str], bus: EventBus, s3: Callable[[], Any]):
+    def __init__(self, buckets: Iterable[str], bus: EventBus, s3: Any):
         self.buckets = set(buckets)
         self.bus = bus
-        self._s3 = s3
+        self.s3 = s3
         self._sequence = itertools.count(1)
 
     def observe(self, request: HttpRequest, response: HttpResponse) -> None:
@@ -316,10 +208,10 @@ class S3Notifications:
             sequencer = f"{next(self._sequence):018X}"
             self.bus.publish(lambda: self.event(created, sequencer))
 
-    def event(self, created: ObjectCreated, sequencer: str = "0") -> dict[str, Any] | None:
+    def event(self, created: ObjectCreated, sequencer: str) -> dict[str, Any] | None:
         """The event S3 sends to EventBridge (None when the object is already gone)."""
         try:
-            head = self._s3().head_object(Bucket=created.bucket, Key=created.key)
+            head = self.s3.head_object(Bucket=created.bucket, Key=created.key)
         except ClientError:
             return None
         detail_object = {

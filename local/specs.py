@@ -70,12 +70,24 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How long a failing delivery is retried: an EventBridge rule's RetryPolicy (its defaults: 185 retries
+    within 24 hours), or an event source mapping's MaximumRetryAttempts (a stream keeps records 24 hours)."""
+
+    maximum_retry_attempts: int = 185
+    maximum_event_age_seconds: int = 86400
+
+
+@dataclass(frozen=True)
 class EventRuleSpec:
-    """A function's `Type: EventBridgeRule` event: the pattern (resolved) and the function it invokes."""
+    """A function's `Type: EventBridgeRule` event: the pattern (resolved), the function it invokes, how long
+    a failing delivery is retried, and the logical id of its DeadLetterConfig queue."""
 
     name: str
     function: str
     pattern: Mapping[str, Any]
+    retry_policy: RetryPolicy = RetryPolicy()
+    dead_letter_queue: str | None = None
 
 
 def function(template: Template, logical_id: str) -> FunctionSpec:
@@ -120,8 +132,19 @@ def event_rules(template: Template) -> list[EventRuleSpec]:
     for function_id, where, properties in _events(template, "EventBridgeRule"):
         pattern = template.resolve(properties.get("Pattern") or {}, f"{where}.Pattern")
         require_resolved(pattern, f"the pattern of {where}")
-        rules.append(EventRuleSpec(where.replace(".Events.", "."), function_id, pattern))
+        retries = template.resolve(properties.get("RetryPolicy") or {}, f"{where}.RetryPolicy")
+        policy = RetryPolicy(
+            int(retries.get("MaximumRetryAttempts", RetryPolicy.maximum_retry_attempts)),
+            int(retries.get("MaximumEventAgeInSeconds", RetryPolicy.maximum_event_age_seconds)),
+        )
+        queue = queue_logical_id((properties.get("DeadLetterConfig") or {}).get("Arn"))
+        rules.append(EventRuleSpec(where.replace(".Events.", "."), function_id, pattern, policy, queue))
     return rules
+
+
+def queue_logical_id(arn: Any) -> str | None:
+    """`Queue` from a queue's ARN written `!GetAtt Queue.Arn` (None for anything else)."""
+    return str(arn["Fn::GetAtt"][0]) if isinstance(arn, dict) and "Fn::GetAtt" in arn else None
 
 
 def http_api_routes(template: Template | None = None) -> list[ApiRoute]:

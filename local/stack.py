@@ -13,7 +13,6 @@ this process before their modules are (re)loaded, and restored by `stop()`.
 """
 
 import importlib
-import json
 import os
 import re
 import secrets
@@ -27,23 +26,16 @@ from typing import Any, TextIO
 
 from uvicorn.importer import import_from_string
 
-from local import LOCAL_STACK_NAME, REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
+from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
 from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
-from local.notifications import (
-    EventBus,
-    S3Notifications,
-    SqsDeadLetterQueue,
-    dead_letter_queue,
-    drain_endpoint,
-    retry_policies,
-)
+from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
 from local.specs import FunctionSpec
-from local.streams import StreamPoller, stream_mappings
+from local.streams import StreamPoller, enable_stream, stream_mappings
 from local.template import DEFAULT_TEMPLATE, Template, TemplateError
 from local.workers import FunctionPool
 
@@ -284,14 +276,10 @@ class LocalStack:
         if not rules or not buckets:
             return None
         functions = {rule.function: self._pool(rule.function) for rule in rules}
-        queue_name = f"{LOCAL_STACK_NAME}-{dead_letter_queue(self.template) or 'EventsDeadLetterQueue'}"
-        dead_letters = SqsDeadLetterQueue(aws.client("sqs", self.aws_endpoint), queue_name)
-        self.dead_letter_queue_url = dead_letters.queue_url
-        policies = retry_policies(self.template)
-        log = self.options.access_log or sys.stderr
-        bus = EventBus(rules, functions, policies=policies, dead_letters=dead_letters, log=log)
+        bus = EventBus(rules, functions, aws.client("sqs", self.aws_endpoint), log=self.options.access_log)
+        self.dead_letter_queue_url = next((queue.url for queue in bus.dead_letters.values()), None)
         s3 = aws.client("s3", self.aws_endpoint)
-        self._moto.observers.append(S3Notifications(buckets, bus.start(), lambda: s3).observe)
+        self._moto.observers.append(S3Notifications(buckets, bus, s3).observe)
         return bus
 
     def _stream_pollers(self) -> list[StreamPoller]:
@@ -303,23 +291,9 @@ class LocalStack:
         for mapping in stream_mappings(self.template):
             table = self.template.properties(mapping.table, "AWS::DynamoDB::Table")
             view_type = str((table.get("StreamSpecification") or {}).get("StreamViewType", "KEYS_ONLY"))
-            queue = None
-            if mapping.on_failure_queue:
-                queue = sqs.create_queue(QueueName=f"{LOCAL_STACK_NAME}-{mapping.on_failure_queue}")["QueueUrl"]
-
-            def dead_letters(records: list[dict[str, Any]], reason: str, queue_url: str | None = queue) -> None:
-                if queue_url is not None:
-                    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"reason": reason, "records": records}))
-
+            stream_arn = enable_stream(dynamodb, self.tables[mapping.table], view_type)
             poller = StreamPoller(
-                mapping,
-                dynamodb,
-                streams,
-                self.tables[mapping.table],
-                view_type,
-                self._pool(mapping.function).invoke,
-                dead_letters=dead_letters,
-                log=self.options.access_log,
+                mapping, self._pool(mapping.function), streams, stream_arn, sqs, log=self.options.access_log
             )
             pollers.append(poller.start())
         return pollers

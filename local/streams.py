@@ -2,27 +2,28 @@
 
 For each `AWS::Lambda::EventSourceMapping` of the template whose source is a table's stream, the local
 table gets the stream its `StreamSpecification` declares, and a thread polls it (every shard, from the
-trim horizon), keeps the records that match the mapping's `FilterCriteria`, and invokes the function
-with batches of at most `BatchSize` records. Items a function reports in `batchItemFailures` (or a whole
-batch that raised) are retried up to `MaximumRetryAttempts` times, then sent to the `OnFailure`
-destination queue. `drain()` waits until every record written so far was handled, so tests need no sleeps.
+trim horizon), keeps the records that match the mapping's `FilterCriteria` (EventBridge patterns, matched
+by moto), and invokes the function with batches of at most `BatchSize` records. Items a function reports in
+`batchItemFailures` (or a whole batch that raised) are retried up to `MaximumRetryAttempts` times, as
+local/notifications.py retries events, then sent to the `OnFailure` destination queue. `drain()` waits until
+every record written so far was handled, so tests need no sleeps.
 """
 
 import json
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
-from local.notifications import matches
+from moto.events.models import EventPattern
+
+from local.notifications import DeadLetterQueue, Deliveries
+from local.specs import RetryPolicy, queue_logical_id
 from local.template import Template
 from local.workers import InvocationFailed
 
 POLL_SECONDS = 0.1  # how often an idle poller asks the stream again (Lambda polls about four times a second)
-
-Invoke = Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,12 @@ class StreamMapping:
     function: str  # logical id
     table: str  # logical id
     batch_size: int
-    max_retries: int
-    filters: tuple[Mapping[str, Any], ...]
+    retry_policy: RetryPolicy
+    filters: tuple[EventPattern, ...]
     on_failure_queue: str | None  # logical id of an SQS queue
 
     def accepts(self, record: Mapping[str, Any]) -> bool:
-        return not self.filters or any(matches(pattern, record) for pattern in self.filters)
+        return not self.filters or any(pattern.matches_event(record) for pattern in self.filters)
 
 
 def stream_mappings(template: Template) -> list[StreamMapping]:
@@ -50,7 +51,6 @@ def stream_mappings(template: Template) -> list[StreamMapping]:
             continue
         function = properties.get("FunctionName") or {}
         destination = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        queue = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, dict) else None
         patterns = (properties.get("FilterCriteria") or {}).get("Filters") or []
         found.append(
             StreamMapping(
@@ -60,37 +60,25 @@ def stream_mappings(template: Template) -> list[StreamMapping]:
                 else str(function),
                 table=str(attribute[0]),
                 batch_size=int(properties.get("BatchSize", 100)),
-                max_retries=int(properties.get("MaximumRetryAttempts", 10_000)),
-                filters=tuple(json.loads(str(filter_["Pattern"])) for filter_ in patterns),
-                on_failure_queue=queue,
+                retry_policy=RetryPolicy(int(properties.get("MaximumRetryAttempts", 10_000))),
+                filters=tuple(EventPattern.load(str(filter_["Pattern"])) for filter_ in patterns),
+                on_failure_queue=queue_logical_id(destination),
             )
         )
     return found
 
 
-class StreamPoller:
+class StreamPoller(Deliveries):
     """One mapping's poller: a thread reading every shard of the table's stream and delivering batches."""
 
-    def __init__(
-        self,
-        mapping: StreamMapping,
-        dynamodb: Any,
-        streams: Any,
-        table_name: str,
-        view_type: str,
-        invoke: Invoke,
-        *,
-        dead_letters: Callable[[list[dict[str, Any]], str], None] | None = None,
-        log: TextIO | None = None,
-    ):
+    def __init__(self, mapping: StreamMapping, function: Any, streams: Any, stream_arn: str, sqs: Any, **options: Any):
+        super().__init__(**options)
         self.mapping = mapping
+        self._function = function  # local.workers.FunctionPool, or anything with invoke(event)
         self._streams = streams
-        self._invoke = invoke
-        self._dead_letters = dead_letters
-        self._log = log or sys.stderr
-        self._stream_arn = enable_stream(dynamodb, table_name, view_type)
+        self._stream_arn = stream_arn
+        self.dead_letters = DeadLetterQueue(sqs, mapping.on_failure_queue) if mapping.on_failure_queue else None
         self._iterators: dict[str, str | None] = {}
-        self._stop = threading.Event()
         self._idle = threading.Condition()
         self._quiet_passes = 0
         self._thread = threading.Thread(target=self._run, name=f"stream-{mapping.name}", daemon=True)
@@ -100,7 +88,7 @@ class StreamPoller:
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        super().stop()
         self._thread.join(timeout=10)
 
     def drain(self, timeout: float = 30) -> None:
@@ -111,17 +99,17 @@ class StreamPoller:
                 raise TimeoutError(f"{self.mapping.name}: stream records still pending after {timeout} s")
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 delivered = self._poll_once()
             except Exception as error:  # a stand-in hiccup: say so, poll again
-                print(f"[stream {self.mapping.name}] polling failed: {error}", file=self._log, flush=True)
+                self.note(self.mapping.name, f"polling failed: {error}")
                 delivered = 0
             if delivered == 0:
                 with self._idle:
                     self._quiet_passes += 1
                     self._idle.notify_all()
-                self._stop.wait(POLL_SECONDS)
+                self._stopping.wait(POLL_SECONDS)
 
     def _poll_once(self) -> int:
         shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"].get("Shards", [])
@@ -145,23 +133,21 @@ class StreamPoller:
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         pending = batch
-        for _ in range(self.mapping.max_retries + 1):
-            try:
-                result = self._invoke({"Records": pending})
-            except InvocationFailed as error:
-                reason = str(error)
-            else:
-                failed = {item.get("itemIdentifier") for item in (result or {}).get("batchItemFailures", [])}
-                if not failed:
-                    return
+
+        def send() -> None:
+            nonlocal pending
+            result = self._function.invoke({"Records": pending})
+            failed = {item.get("itemIdentifier") for item in (result or {}).get("batchItemFailures", [])}
+            if failed:
                 first = next(
                     (n for n, record in enumerate(pending) if record["dynamodb"]["SequenceNumber"] in failed), 0
                 )
                 pending = pending[first:]  # Lambda retries from the first failed item on
-                reason = "batch item failures"
-        print(f"[stream {self.mapping.name}] gave up on {len(pending)} records: {reason}", file=self._log, flush=True)
-        if self._dead_letters is not None:
-            self._dead_letters(pending, reason)
+                raise InvocationFailed("BatchItemFailures", f"{len(failed)} of {len(pending)} records failed")
+
+        _, error = self.retry(self.mapping.name, send, self.mapping.retry_policy)
+        if error is not None and self.dead_letters is not None:
+            self.dead_letters.send({"reason": error, "records": pending})
 
 
 def enable_stream(dynamodb: Any, table_name: str, view_type: str) -> str:
