@@ -82,7 +82,6 @@ class LocalStack:
         self.pools: dict[str, FunctionPool] = {}  # each function's execution environments (worker processes)
         self.dead_letter_queue_url: str | None = None  # where upload events go after the rule's retries
         self._local_values: dict[str, str | None] = {}
-        self.environment: dict[str, str] = {}
         self.started_in: float | None = None
         self.table_name, self.bucket_name = o.table_name, o.bucket_name
         self._servers: list[Any] = []
@@ -195,12 +194,11 @@ class LocalStack:
             self._moto.observers.append(BucketCors(name, aws.bucket_cors_rules(self.template, logical_id)).decorate)
 
     def _configure(self) -> None:
-        """Set the apps' environment variables, as Lambda would from the template (plus the local values)."""
+        """The local values every function gets. The streaming app is served in this process: its variables
+        go into os.environ (restored by `stop()`) and its module is loaded again, as a new execution
+        environment runs the cold start again."""
         o = self.options
-        self.functions = functions = specs.functions(self.template)
-        environment: dict[str, str | None] = {}
-        for spec in functions.values():  # one process serves every function: their variables together
-            environment.update({k: v for k, v in spec.environment.items() if not k.startswith(("AWS_", "_"))})
+        self.functions = specs.functions(self.template)
         self._local_values = {
             "JWT_ISSUER": self.issuer.issuer,
             "JWT_AUDIENCE": o.audience,
@@ -209,22 +207,23 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true",
             **aws.local_aws_environment(dynamodb_endpoint=self.dynamodb_endpoint, s3_endpoint=self.aws_endpoint),
         }
-        environment.update({**self._local_values, **o.environment})
-        for name, value in environment.items():
+        module, streaming = self._streaming_app()
+        for name, value in self._environment(streaming).items():
             self._saved_environment.setdefault(name, os.environ.get(name))
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        self.environment = {name: value for name, value in environment.items() if value is not None}
         if str(o.src_dir) not in sys.path:
             sys.path.insert(0, str(o.src_dir))
-        modules = [spec.handler.rpartition(".")[0] for spec in functions.values()] + [
-            self._streaming_app()[0].partition(":")[0]
-        ]
-        for name in modules:  # a new stack is a new execution environment: the cold start runs again
-            if name in sys.modules:
-                importlib.reload(sys.modules[name])
+        module_name = module.partition(":")[0]
+        if module_name in sys.modules:
+            importlib.reload(sys.modules[module_name])
+
+    def _environment(self, spec: FunctionSpec) -> dict[str, str | None]:
+        """A function's variables locally: the template's, then the local values (None: unset)."""
+        own = {name: value for name, value in spec.environment.items() if not name.startswith(("AWS_", "_"))}
+        return {**own, **self._local_values, **self.options.environment}
 
     def _start_apps(self) -> None:
         o = self.options
@@ -244,7 +243,7 @@ class LocalStack:
         self._url.app = FunctionUrlEmulator(function(crud[0].logical_id), crud[0].url, log=o.access_log)
         module, streaming = self._streaming_app()
         app = import_from_string(module)
-        cors = streaming.url.cors if streaming is not None and streaming.url is not None else None
+        cors = streaming.url.cors if streaming.url is not None else None
         self._export.app = app if cors is None else with_cors(app, cors)
         self.events = self._event_bus()
         self.streams = self._stream_pollers()
@@ -255,14 +254,7 @@ class LocalStack:
     def _pool(self, logical_id: str) -> FunctionPool:
         """The function's execution environments (one pool per function, shared by every entry point)."""
         if logical_id not in self.pools:
-            spec = self.functions[logical_id]
-            environment = {
-                "POWERTOOLS_SERVICE_NAME": "tasks",
-                "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTasks",
-                **{k: v for k, v in spec.environment.items() if not k.startswith(("AWS_", "_"))},
-                **self._local_values,
-                **self.options.environment,
-            }
+            environment = self._environment(self.functions[logical_id])
             variables = {name: value for name, value in environment.items() if value is not None}
             self.pools[logical_id] = FunctionPool.from_template(
                 self.template, logical_id, variables, self.options.src_dir
@@ -298,9 +290,9 @@ class LocalStack:
             pollers.append(poller.start())
         return pollers
 
-    def _streaming_app(self) -> tuple[str, FunctionSpec | None]:
+    def _streaming_app(self) -> tuple[str, FunctionSpec]:
         """`module:app` from the run.sh of the function whose URL streams (`exec ... uvicorn streaming.app:app`)."""
-        for spec in specs.functions(self.template).values():
+        for spec in self.functions.values():
             script = self.options.src_dir / spec.handler
             if spec.url and spec.url.invoke_mode == "RESPONSE_STREAM" and script.is_file():
                 found = re.search(r"uvicorn\b[^\n]*?\s([A-Za-z_][\w.]*:[A-Za-z_]\w*)", script.read_text())
