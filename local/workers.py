@@ -1,21 +1,26 @@
 """Lambda execution environments as local processes: one `FunctionPool` per function.
 
-Each worker is a child process (`local/worker_main.py`) that imports the handler once and serves one
-invocation at a time, keeping its module state, as a warm Lambda environment does. An invocation goes
-to an idle worker, or starts a new one (a cold start, logged with its init duration) while the pool is
-below its concurrency limit (the function's ReservedConcurrentExecutions, else 4). Past the limit it
-waits in a bounded queue; a full queue, or a wait longer than `queue_timeout`, is a throttle.
+Each worker is AWS's own Python runtime, `python -m awslambdaric <handler>` (the Lambda Runtime Interface
+Client), polling a Lambda Runtime API that the pool serves for it on a loopback port. Like a warm Lambda
+environment it imports the handler once and serves one invocation at a time, keeping its module state.
+An invocation goes to an idle worker, or starts a new one (a cold start, logged with its init duration)
+while the pool is below its concurrency limit (the function's ReservedConcurrentExecutions, else 4).
+Past the limit it waits in a bounded queue; a full queue, or a wait longer than `queue_timeout`, is a
+throttle.
 
 An invocation that runs past the function's Timeout is stopped: the worker is killed (`Task timed out
 after 10.00 seconds` in the log) and the next invocation gets a new one. A worker that dies mid-
 invocation fails that invocation with Lambda's `Runtime.ExitError`, never a hang. The log shows each
 worker's output labelled with the function name and request id, plus Lambda's START/END/REPORT lines.
+
+Workers run in their own session, so a Ctrl-C at the terminal reaches only the parent, which stops them.
+When the parent dies, a worker exits at its next call to the Runtime API, which is gone with it: at once
+when idle, else when its invocation ends.
 """
 
-import contextlib
 import json
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
@@ -25,14 +30,14 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, specs
+from local.events import HttpRequest, HttpResponse
+from local.server import HttpServer
 from local.specs import FunctionSpec
 from local.template import Template
-from local.worker_main import read_message, write_message
 
-WORKER_MAIN = Path(__file__).with_name("worker_main.py")
 DEFAULT_CONCURRENCY = 4  # no ReservedConcurrentExecutions: the account's pool, scaled to a small machine
 DEFAULT_QUEUE_BOUND = 32
 INIT_TIMEOUT_SECONDS = 10  # Lambda's limit for the init phase
@@ -76,63 +81,87 @@ class WorkerCrashed(InvocationFailed):
 
 
 class _Worker:
-    """One child process and its pipes; used by one invocation at a time (the pool sees to that)."""
+    """One execution environment: an awslambdaric process, and the Runtime API it polls, served here.
+
+    The pool hands it one invocation at a time (`run`); its calls to the Runtime API become outcomes:
+    `ready` (its first `next`: the init phase is over), `response` or `error` (init or invocation), and
+    `exit` when the process has ended.
+    """
 
     def __init__(self, pool: "FunctionPool", serial: int):
         self.pool = pool
         self.request_id: str | None = None
-        request_read, request_write = os.pipe()
-        response_read, response_write = os.pipe()
-        lifeline_read, self._lifeline = os.pipe()
-        child_fds = (request_read, response_write, lifeline_read)
+        self._started = time.monotonic()
+        self._initialised = False
+        self._invocations: queue.Queue[HttpResponse | None] = queue.Queue()
+        self._outcomes: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._api = HttpServer(self._runtime_api, name=f"{pool.name}-runtime-api-{serial}").start()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-u", str(WORKER_MAIN), *map(str, child_fds)],
-                env=pool.worker_environment(serial),
+                [sys.executable, "-m", "awslambdaric", pool.handler],
+                env=pool.worker_environment(runtime_api=f"{self._api.host}:{self._api.port}"),
                 cwd=pool.code_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                pass_fds=child_fds,
+                start_new_session=True,  # a Ctrl-C at the terminal reaches the parent only, which stops its workers
             )
-        finally:
-            for fd in child_fds:
-                os.close(fd)
-        self._requests: IO[bytes] = os.fdopen(request_write, "wb")
-        self._responses: IO[bytes] = os.fdopen(response_read, "rb")
+        except BaseException:
+            self._api.stop()
+            raise
         self._pump = threading.Thread(target=self._pump_log, name=f"{pool.name}-log-{serial}", daemon=True)
         self._pump.start()
 
+    def _runtime_api(self, request: HttpRequest) -> HttpResponse:
+        """The Lambda Runtime API calls awslambdaric makes: invocation/next, invocation/{id}/response or
+        invocation/{id}/error, and init/error."""
+        call = request.raw_path.removeprefix("/2018-06-01/runtime/")
+        if request.method == "GET" and call == "invocation/next":
+            if not self._initialised:  # its first call ends the init phase
+                self._initialised = True
+                self._outcomes.put(("ready", b""))
+            return self._invocations.get() or HttpResponse(410)  # None: the worker is being killed
+        if request.method == "POST" and call.endswith(("/response", "/error")):  # invocation/{id}/..., init/error
+            self._outcomes.put((call.rsplit("/", 1)[1], request.body))
+            return HttpResponse(202)
+        return HttpResponse(404)
+
     def wait_ready(self) -> float:
-        """Wait for the init phase; its duration in ms, or HandlerError (import failed) / WorkerCrashed."""
-        message = self._receive(INIT_TIMEOUT_SECONDS)
-        if message is None:
-            self.kill()
-            raise WorkerCrashed("Runtime.ExitError", f"Error: Runtime exited during init: {self._exit_reason()}")
-        if "init_error" in message:
-            self.kill()
-            error = message["init_error"]
-            raise HandlerError(error["errorType"], error["errorMessage"], stack_trace=error.get("stackTrace"))
-        return float(message["init_ms"])
+        """Wait for the init phase; its duration in ms, or HandlerError (init failed) / WorkerCrashed."""
+        kind, body = self._receive(INIT_TIMEOUT_SECONDS)
+        if kind == "ready":
+            return (time.monotonic() - self._started) * 1000
+        self.kill()
+        if kind == "error":
+            raise _handler_error(body)
+        raise WorkerCrashed("Runtime.ExitError", f"Error: Runtime exited during init: {self._exit_reason()}")
 
-    def run(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one invocation; its `result`/`error` message, or InvocationTimedOut / WorkerCrashed."""
-        request_id = str(payload["request_id"])
-        try:
-            write_message(self._requests, payload)
-        except OSError:
-            raise self._crashed(request_id) from None
-        message = self._receive(timeout)
-        if message is None:
+    def run(self, request_id: str, event: bytes, timeout: float) -> tuple[str, bytes]:
+        """Hand over one invocation; its outcome, `response` or `error` with the runtime's body, or
+        TimeoutError / WorkerCrashed."""
+        self._invocations.put(
+            HttpResponse(
+                200,
+                [
+                    ("Content-Type", "application/json"),  # awslambdaric decodes the event by it (and crashes without)
+                    ("Lambda-Runtime-Aws-Request-Id", request_id),
+                    ("Lambda-Runtime-Deadline-Ms", str(int((time.time() + timeout) * 1000))),
+                    ("Lambda-Runtime-Invoked-Function-Arn", self.pool.arn),
+                    ("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"),
+                ],
+                event,
+            )
+        )
+        kind, body = self._receive(timeout)
+        if kind == "exit":
             raise self._crashed(request_id)
-        return dict(message)
+        return kind, body
 
-    def _receive(self, timeout: float) -> dict[str, Any] | None:
-        ready, _, _ = select.select([self._responses], [], [], max(timeout, 0))
-        if not ready:
-            raise TimeoutError
-        message = read_message(self._responses)
-        return message if isinstance(message, dict) else None
+    def _receive(self, timeout: float) -> tuple[str, bytes]:
+        try:
+            return self._outcomes.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            raise TimeoutError from None
 
     def _crashed(self, request_id: str) -> WorkerCrashed:
         reason = self._exit_reason()
@@ -169,21 +198,27 @@ class _Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for stream in (self._requests, self._responses):
-            with contextlib.suppress(OSError):
-                stream.close()
-        if self._lifeline >= 0:
-            os.close(self._lifeline)
-            self._lifeline = -1
         self._pump.join(timeout=5)
 
     def _pump_log(self) -> None:
+        """The worker's output, line by line, to the pool's log; its end is the process's (the API stops)."""
         stdout = self.process.stdout
-        if stdout is None:
-            return
-        with stdout:
-            for raw in stdout:
-                self.pool.log_line(raw.decode("utf-8", "replace").rstrip("\n"), self.request_id or "INIT")
+        if stdout is not None:
+            with stdout:
+                for raw in stdout:  # the runtime joins the lines of an error with "\r"
+                    for line in raw.decode("utf-8", "replace").rstrip("\r\n").split("\r"):
+                        self.pool.log_line(line, self.request_id or "INIT")
+        self._invocations.put(None)
+        self._api.stop()
+        self._outcomes.put(("exit", b""))
+
+
+def _handler_error(body: bytes, request_id: str = "") -> HandlerError:
+    """The error the runtime posted (errorType, errorMessage, stackTrace), as Invoke reports it."""
+    error = json.loads(body)
+    return HandlerError(
+        error["errorType"], error["errorMessage"], request_id=request_id, stack_trace=error.get("stackTrace")
+    )
 
 
 _SIGNAL_NAMES = {  # as Lambda's runtime API words them (Go's names)
@@ -264,7 +299,7 @@ class FunctionPool:
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         """Run the handler on `event` in a worker and return its result (JSON round-tripped, as Lambda does)."""
-        payload = json.dumps(event)
+        payload = json.dumps(event).encode()
         if len(payload) > MAX_INVOKE_BYTES:
             raise InvocationFailed("RequestTooLargeException", f"Request must be smaller than {MAX_INVOKE_BYTES} bytes")
         worker, init_ms = self._acquire()
@@ -273,15 +308,7 @@ class FunctionPool:
         worker.request_id = request_id
         self.log_line(f"START RequestId: {request_id} Version: $LATEST", request_id)
         try:
-            outcome = worker.run(
-                {
-                    "request_id": request_id,
-                    "arn": self.arn,
-                    "deadline_ms": int(time.time() * 1000 + self.timeout_seconds * 1000),
-                    "event": json.loads(payload),
-                },
-                self.timeout_seconds,
-            )
+            outcome, body = worker.run(request_id, payload, self.timeout_seconds)
         except TimeoutError:
             elapsed = time.monotonic() - started
             self._discard(worker)
@@ -300,21 +327,16 @@ class FunctionPool:
         self._report(request_id, time.monotonic() - started, worker, init_ms)
         worker.request_id = None
         self._release(worker)
-        if "error" in outcome:
-            error = outcome["error"]
-            raise HandlerError(
-                error["errorType"], error["errorMessage"], request_id=request_id, stack_trace=error.get("stackTrace")
-            )
-        result = outcome["result"]
-        size = len(json.dumps(result))
-        if size > MAX_INVOKE_BYTES:
+        if outcome == "error":
+            raise _handler_error(body, request_id)
+        if len(body) > MAX_INVOKE_BYTES:
             raise HandlerError(
                 "Function.ResponseSizeTooLarge",
-                f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+                f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
                 f"({MAX_INVOKE_BYTES} bytes).",
                 request_id=request_id,
             )
-        return result
+        return json.loads(body)
 
     # -- the pool
 
@@ -412,7 +434,7 @@ class FunctionPool:
 
     # -- environment and logs
 
-    def worker_environment(self, serial: int) -> dict[str, str]:
+    def worker_environment(self, runtime_api: str) -> dict[str, str]:
         """What Lambda sets in an execution environment, then the function's own variables."""
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         return {
@@ -425,6 +447,7 @@ class FunctionPool:
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "_HANDLER": self.handler,
             **self.environment,

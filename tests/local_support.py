@@ -277,11 +277,8 @@ def start_stack_process(
     return stack.start(timeout=timeout)
 
 
-WORKER_MAIN = "local/worker_main.py"
-
-
 def workers_of(pid: int) -> set[int]:
-    """The worker processes (local/worker_main.py, one per execution environment) whose parent is `pid`."""
+    """The worker processes (`python -m awslambdaric`, one per execution environment) whose parent is `pid`."""
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -292,7 +289,7 @@ def workers_of(pid: int) -> set[int]:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == pid and any(part.endswith(WORKER_MAIN.encode()) for part in command):
+        if parent == pid and b"awslambdaric" in command:
             found.add(int(entry.name))
     return found
 

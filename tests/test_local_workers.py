@@ -13,6 +13,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from local import REPO_ROOT
 from local.events import HttpRequest, HttpResponse
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator
 from local.template import Template
-from local.worker_main import read_message, write_message
 from local.workers import (
     DEFAULT_CONCURRENCY,
+    MAX_INVOKE_BYTES,
     FunctionPool,
     HandlerError,
+    InvocationFailed,
     InvocationTimedOut,
     Throttled,
     WorkerCrashed,
@@ -203,15 +205,41 @@ def test_a_handler_error_is_reported_as_lambda_reports_it_and_the_worker_stays_w
     assert call(pool, "/echo")["calls"] == 2, "the same environment serves the next invocation"
 
 
-def test_a_handler_that_cannot_be_imported_fails_like_lambda_init(log: Log) -> None:
-    pool = FunctionPool("broken", "no_such_module.handler", FIXTURES, {}, log=log)
+@pytest.mark.parametrize(
+    ("handler", "error_type", "message"),
+    [
+        ("no_such_module.handler", "Runtime.ImportModuleError", "Unable to import module 'no_such_module'"),
+        ("handlers.no_such_handler", "Runtime.HandlerNotFound", "Handler 'no_such_handler' missing on module"),
+    ],
+)
+def test_a_handler_that_cannot_be_loaded_fails_like_lambda_init(
+    log: Log, handler: str, error_type: str, message: str
+) -> None:
+    pool = FunctionPool("broken", handler, FIXTURES, {}, log=log)
     try:
         with pytest.raises(HandlerError) as raised:
             pool.invoke({})
     finally:
         pool.stop()
-    assert raised.value.error_type == "Runtime.ImportModuleError"
-    assert "Unable to import module 'no_such_module'" in raised.value.error_message
+    assert raised.value.error_type == error_type
+    assert message in raised.value.error_message
+    assert log.shows(f"[broken INIT] [ERROR] {error_type}"), "the runtime logs it too"
+
+
+def test_a_request_or_a_response_past_lambdas_payload_limit_fails_and_the_worker_stays_warm(
+    pools: list[FunctionPool], log: Log
+) -> None:
+    pool = pool_of(pools, log)
+    with pytest.raises(InvocationFailed) as request_too_large:
+        pool.invoke({"rawPath": "/echo", "padding": "x" * MAX_INVOKE_BYTES})
+    assert pool.size == 0, "refused before any worker saw it"
+
+    with pytest.raises(HandlerError) as response_too_large:
+        call(pool, "/big", bytes=MAX_INVOKE_BYTES)
+
+    assert request_too_large.value.error_type == "RequestTooLargeException"
+    assert response_too_large.value.error_type == "Function.ResponseSizeTooLarge"
+    assert call(pool, "/big", bytes=MAX_INVOKE_BYTES - 1000)["calls"] == 2, "just under the limit, same worker"
 
 
 # --- limits, timeouts and crashes, and what the HTTP API and function URL answer -------------------------
@@ -343,6 +371,52 @@ def test_stop_leaves_no_worker_behind(log: Log, rendezvous: Rendezvous) -> None:
         call(pool, "/echo")
 
 
+def test_a_ctrl_c_at_the_terminal_reaches_the_parent_only(pools: list[FunctionPool], log: Log) -> None:
+    pid = call(pool_of(pools, log), "/echo")["pid"]
+
+    assert os.getpgid(pid) != os.getpgrp(), "a terminal sends SIGINT to its foreground process group"
+
+
+PARENT = """
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+from local.workers import FunctionPool
+
+code_dir, port = sys.argv[1:]
+pool = FunctionPool("fixture-fn", "handlers.handler", code_dir, {}, timeout_seconds=60, log=sys.stderr)
+ThreadPoolExecutor(1).submit(pool.invoke, {"rawPath": "/rendezvous", "queryStringParameters": {"port": port}})
+sys.stdin.readline()
+print(json.loads(pool.invoke({"rawPath": "/echo"})["body"])["pid"], flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_when_the_parent_is_killed_an_idle_worker_exits_and_a_busy_one_once_its_invocation_ends(
+    rendezvous: Rendezvous,
+) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(FIXTURES), str(rendezvous.port)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        (busy,) = rendezvous.wait_inside(1)
+        assert parent.stdin is not None and parent.stdout is not None
+        parent.stdin.write("go on\n")
+        parent.stdin.flush()
+        idle = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+
+    assert exited(idle), "its call for the next invocation failed: the Runtime API is gone"
+    rendezvous.release()
+    assert exited(busy), "its response had nowhere to go"
+
+
 def test_the_limit_is_the_templates_reserved_concurrency_else_the_local_default(log: Log) -> None:
     template = Template.load()
     document = copy.deepcopy(dict(template.document))
@@ -352,27 +426,6 @@ def test_the_limit_is_the_templates_reserved_concurrency_else_the_local_default(
     assert FunctionPool.from_template(template, "UploadEventsFunction", {}, FIXTURES).concurrency == DEFAULT_CONCURRENCY
     pool = FunctionPool.from_template(reserved, "UploadEventsFunction", {}, FIXTURES)
     assert (pool.concurrency, pool.timeout_seconds, pool.memory_mb) == (2, 30, 256)
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
-
-
-@given(st.lists(json_values, max_size=5), st.integers(min_value=1, max_value=64))
-def test_worker_messages_arrive_whole_and_a_cut_off_one_reads_as_the_end(messages: list[Any], cut: int) -> None:
-    stream = io.BytesIO()
-    for message in messages:
-        write_message(stream, message)
-    whole = stream.getvalue()
-
-    reader = io.BytesIO(whole)
-    assert [read_message(reader) for _ in messages] == messages
-    assert read_message(reader) is None, "end of stream: the other side closed the pipe"
-    if whole:
-        assert read_message(io.BytesIO(whole[: max(len(whole) - cut, 0)])) in (None, *messages[:1])
 
 
 def test_a_relative_code_directory_is_found_from_the_worker_too(log: Log) -> None:

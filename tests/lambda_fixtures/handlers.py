@@ -8,7 +8,8 @@ function URL emulators too):
   blocks until the test answers: the test sees how many invocations are inside at once, no sleeping;
 - `/hang`: never returns (the pool's timeout has to stop it);
 - `/countdown`: watches `context.get_remaining_time_in_millis()` fall until under 100 ms;
-- `/fail`: raises ValueError.
+- `/fail`: raises ValueError;
+- `/big?bytes=N`: a result padded with N bytes.
 """
 
 import json
@@ -43,6 +44,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         body["readings"] = _countdown(context)
     elif action == "fail":
         raise ValueError(f"failing on purpose in {os.getpid()}")
+    elif action == "big":
+        body["padding"] = "x" * int(query["bytes"])
     return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
 
 
