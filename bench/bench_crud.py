@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from awslambdaric.lambda_context import LambdaContext
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
@@ -32,7 +33,6 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from local.aws import table_definition  # noqa: E402
 from local.dynamodb_local import free_port  # noqa: E402
 from local.issuer import LocalIssuer, generate_key, issuer_app  # noqa: E402
-from local.runtime import LambdaContext  # noqa: E402
 from local.server import HttpServer  # noqa: E402
 
 TABLE = "bench-tasks"
@@ -136,7 +136,8 @@ def event(
 
 
 def context() -> LambdaContext:
-    return LambdaContext("bench", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+    deadline_ms = int((time.time() + 3) * 1000)
+    return LambdaContext("bench", None, None, deadline_ms, "arn:aws:lambda:us-east-1:123456789012:function:bench")
 
 
 def crud_handler(dynamodb: Any) -> Any:

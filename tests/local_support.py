@@ -33,8 +33,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 import jwt
+from awslambdaric.lambda_context import LambdaContext
+from awslambdaric.lambda_runtime_marshaller import to_json
 
 from local import REPO_ROOT, STATE_DIR
 from local.authorizer import JwtAuthorizer
@@ -43,12 +46,11 @@ from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dyn
 from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
 from local.notifications import DRAIN_PATH
-from local.runtime import LambdaContext
 from local.server import PortInUseError
 from local.specs import ApiRoute, CorsConfig, HttpApiSpec, JwtAuthorizerSpec
 from local.stack import LocalStack
-from local.worker_main import runtime_json_default
 from local.workers import InvocationFailed
+from tests.support import lambda_context
 
 TEST_ISSUER = "https://issuer.local.test"
 TEST_AUDIENCE = "local-test-audience"
@@ -103,18 +105,18 @@ class FakeHandler:
 
 
 class FakeFunction:
-    """A handler run in this process as a worker runs it (event and result JSON round-tripped, Decimals as
-    numbers), a failure raised as `InvocationFailed`: for emulator tests that need no worker processes."""
+    """A handler run in this process as a worker runs it (event and result JSON round-tripped, the result by
+    the runtime's own marshaller), a failure raised as `InvocationFailed`: for emulator tests that need no
+    worker processes."""
 
     def __init__(self, handler: Callable[[dict[str, Any], Any], Any], name: str, timeout_seconds: float):
         self.handler, self.name, self.timeout_seconds = handler, name, timeout_seconds
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
-        arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.name}"
-        context = LambdaContext(self.name, arn, memory_limit_in_mb=256, timeout_seconds=self.timeout_seconds)
+        context = lambda_context(self.name, self.timeout_seconds, memory_mb=256, request_id=str(uuid4()))
         try:
             result = self.handler(json.loads(json.dumps(event)), context)
-            return json.loads(json.dumps(result, default=runtime_json_default))
+            return json.loads(to_json(result))
         except Exception as exc:
             raise InvocationFailed(type(exc).__name__, str(exc)) from exc
 

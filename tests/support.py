@@ -9,16 +9,18 @@ import base64
 import copy
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from awslambdaric.lambda_context import LambdaContext
+
 from core.config import AttachmentLimits, CrudSettings, ExportSettings
 from core.http.bodies import TaskFields
 from core.wiring import Services, build_services, dynamodb_client, s3_client
 from local.aws import table_definition
-from local.runtime import LambdaContext
 from local.template import Template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,11 +61,20 @@ def export_settings(jwks_url: str, **changes: Any) -> ExportSettings:
 ATTACHMENT_LIMITS: AttachmentLimits = crud_settings("").attachments
 
 
-def lambda_context(function_name: str = "TasksFunction", timeout_seconds: float = 10) -> LambdaContext:
+def lambda_context(
+    function_name: str = "TasksFunction",
+    timeout_seconds: float = 10,
+    *,
+    memory_mb: int = 512,
+    request_id: str = REQUEST_ID,
+) -> LambdaContext:
+    """The `context` the Lambda Python runtime (awslambdaric) passes, with what it reads from the environment."""
     arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-    return LambdaContext(
-        function_name, arn, memory_limit_in_mb=512, timeout_seconds=timeout_seconds, aws_request_id=REQUEST_ID
-    )
+    context = LambdaContext(request_id, None, None, int((time.time() + timeout_seconds) * 1000), arn)
+    context.function_name = function_name
+    context.function_version = "$LATEST"
+    context.memory_limit_in_mb = str(memory_mb)
+    return context
 
 
 def create_table(client: Any, name: str) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from awslambdaric.lambda_context import LambdaContext
 
 from local.authorizer import AuthorizerError, JwtAuthorizer
 from local.events import HttpRequest, InvalidLambdaResponse, RequestIdentity, build_event
 from local.events import to_http_response as translate
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
 from local.issuer import LocalIssuer, generate_key, issuer_app
-from local.runtime import LambdaContext
 from local.server import HttpServer
 from local.specs import CorsConfig, FunctionUrlSpec, function, http_api_routes, http_apis
 from local.template import Template
