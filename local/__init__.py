@@ -3,8 +3,8 @@
 Modules:
     template, specs   template.yaml as data (only the intrinsic functions it uses)
     events            HTTP requests to payload 2.0 events, and function results back to HTTP
-    runtime           the LambdaContext a handler gets
-    workers           each function's execution environments: worker processes (worker_main.py)
+    workers           each function's execution environments: AWS's Python runtime (awslambdaric) in
+                      worker processes, each polling a Lambda Runtime API served here
     streams           DynamoDB stream records to functions (event source mappings: filters, batches, retries)
     docs, s3_cors     the API docs page; the buckets' CORS rules on S3 responses
     authorizer        the HTTP API JWT authorizer
