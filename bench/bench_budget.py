@@ -30,7 +30,9 @@ from core.data import tasks as data_tasks  # noqa: E402 - after the path set-up 
 from core.domain import tasks as domain_tasks  # noqa: E402
 from core.domain.listing import ListQuery  # noqa: E402
 from core.wiring import build_services  # noqa: E402
-from tests.support import TABLE, Backend, create_table, crud_settings  # noqa: E402
+from tests.support import ENVIRONMENT, TABLE, Backend, create_table, crud_settings  # noqa: E402
+
+os.environ.update(ENVIRONMENT)  # the functions' variables: importing a handler cold-starts as it does when deployed
 
 USER = "bench-user"
 
