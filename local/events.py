@@ -119,8 +119,8 @@ def build_event(
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in request.headers:
-        if name.lower() == "cookie":
-            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+        if name.lower() == "cookie":  # werkzeug's server joins repeated Cookie headers with ","
+            cookies.extend(part.strip() for part in value.replace(",", ";").split(";") if part.strip())
         else:
             headers[name.lower()] = f"{headers[name.lower()]},{value}" if name.lower() in headers else value
     host = headers.get("host", "localhost")

@@ -477,3 +477,20 @@ def test_the_server_passes_raw_requests_and_serves_requests_concurrently(signer:
 
     assert fast_response.status == 200 and fast_body == b"hello world"
     assert results["slow"] == ({"fastRan": True}, ["a=1", "b=2"])
+
+
+def test_repeated_headers_over_http_are_joined_with_commas_and_every_cookie_is_split_out(handler: FakeHandler) -> None:
+    server = HttpServer(FunctionUrlEmulator(fake_function(handler)), name="test-url").start()
+    try:
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=15)
+        connection.putrequest("GET", "/any")
+        for name, value in [("X-Custom", "one"), ("X-Custom", "two"), ("Cookie", "a=1; b=2"), ("Cookie", "c=3")]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        connection.getresponse().read()
+        connection.close()
+    finally:
+        server.stop()
+
+    assert handler.event["headers"]["x-custom"] == "one,two"
+    assert handler.event["cookies"] == ["a=1", "b=2", "c=3"]
