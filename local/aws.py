@@ -5,7 +5,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -60,18 +60,18 @@ class MotoServer:
         self.gates: list[Callable[[Request], Response | None]] = []
         self.observers: list[Callable[[Request, Response], None]] = []
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = HttpServer(name="AWS stand-in (moto)", host=host, port=port, wsgi=self._serve)
+        self._server = HttpServer(self._serve, host, port, name="AWS stand-in (moto)")
 
-    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = Request(environ)
+    def _serve(self, request: Request) -> Response:
         body = request.get_data()  # read for the gates and observers, then again by moto:
-        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
-        response = next((refused for gate in self.gates if (refused := gate(request)) is not None), None)
-        if response is None:
-            response = Response.from_app(self._moto, environ, buffered=True)
-            for observer in self.observers:
-                observer(request, response)
-        return response(environ, start_response)
+        request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+        refused = next((response for gate in self.gates if (response := gate(request)) is not None), None)
+        if refused is not None:
+            return refused
+        response = Response.from_app(self._moto, request.environ, buffered=True)
+        for observer in self.observers:
+            observer(request, response)
+        return response
 
     @property
     def url(self) -> str:

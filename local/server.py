@@ -23,7 +23,6 @@ from werkzeug.wrappers import Request
 from local.events import Response, json_response
 
 App = Callable[[Request], Response]
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
@@ -62,8 +61,7 @@ class _Handler(MotoRequestHandler):
 class HttpServer:
     """A loopback HTTP/1.1 server, a thread per connection, for a werkzeug `Request -> Response` app.
 
-    `app` may be given later (before `start`), so the port can be bound before the app exists; `wsgi`
-    serves a WSGI app instead.
+    `app` may be given later (before `start`), so the port can be bound before the app exists.
     """
 
     def __init__(
@@ -74,9 +72,8 @@ class HttpServer:
         *,
         name: str = "http",
         access_log: TextIO | None = None,
-        wsgi: WsgiApp | None = None,
     ):
-        self.name, self.app, self.access_log, self._wsgi = name, app, access_log, wsgi
+        self.name, self.app, self.access_log = name, app, access_log
         sock = listen(host, port, name)
         try:
             self._server = make_server(
@@ -100,7 +97,7 @@ class HttpServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "HttpServer":
-        if self.app is None and self._wsgi is None:
+        if self.app is None:
             raise RuntimeError(f"{self.name}: no app to serve")
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
@@ -117,8 +114,6 @@ class HttpServer:
 
     def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.monotonic()
-        if self._wsgi is not None:
-            return self._wsgi(environ, start_response)
         request = Request(environ)
         try:
             response = self.app(request) if self.app else Response(status=503)
