@@ -1,7 +1,10 @@
-"""The docs site of `make run` and the bucket's CORS on the local S3, without a browser or network."""
+"""The docs site of `make run` and the bucket's CORS on the local S3, without a browser."""
 
 import json
 
+import requests
+
+from local import aws
 from local.docs import DocsSite, cors_origins, origins_of, served_document
 from local.events import Response
 from local.s3_cors import BucketCors
@@ -71,3 +74,18 @@ def test_responses_of_other_services_are_left_alone() -> None:
     response = bucket_response("http://evil.test", path="/another-bucket/key")
 
     assert response.headers.get("access-control-allow-origin") == "*"
+
+
+def test_the_stand_in_sends_the_rules_headers_instead_of_motos() -> None:
+    server = aws.MotoServer("127.0.0.1", 0)
+    server.observers.append(BucketCors(BUCKET, RULES).decorate)
+    server.start()
+    try:
+        aws.client("s3", server.url).create_bucket(Bucket=BUCKET)
+        allowed = requests.get(f"{server.url}/{BUCKET}/a-key", headers={"Origin": "http://docs.test"}, timeout=10)
+        other = requests.get(f"{server.url}/{BUCKET}/a-key", headers={"Origin": "http://evil.test"}, timeout=10)
+    finally:
+        server.stop()
+
+    assert allowed.headers.get("access-control-allow-methods") == "POST, GET"  # moto sends none
+    assert not [name for name in other.headers if name.lower().startswith("access-control-")]  # moto echoes any
