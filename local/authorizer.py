@@ -6,7 +6,7 @@ from typing import Any
 
 import jwt
 
-from local.events import HttpResponse
+from local.events import Response, json_response
 
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512")  # what an HTTP API JWT authorizer accepts
 
@@ -16,9 +16,9 @@ class AuthorizerError(Exception):
         super().__init__(description)
         self.description = description
 
-    def response(self) -> HttpResponse:
+    def response(self) -> Response:
         challenge = f'Bearer scope="" error="invalid_token" error_description="{self.description}"'
-        return HttpResponse.json(401, {"message": "Unauthorized"}, [("www-authenticate", challenge)])
+        return json_response(401, {"message": "Unauthorized"}, [("www-authenticate", challenge)])
 
 
 def discovered_keys(issuer: str) -> jwt.PyJWKClient:

@@ -1,10 +1,11 @@
 """The embedded AWS stand-in: a moto server on loopback, and the template's tables and buckets in it."""
 
+import io
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -12,10 +13,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.moto_api._internal import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.wrappers import Request
 
 from local import LOCAL_REGION
-from local.events import HttpRequest, HttpResponse
-from local.server import HttpServer, read_request, send
+from local.events import Response
+from local.server import HttpServer
 from local.template import Template, require_resolved, truthy
 
 _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "StreamSpecification")
@@ -50,34 +52,26 @@ class MotoServer:
     """moto's server app (the one `moto_server` runs) in this process, on a port bound at construction.
 
     `gates` may answer a request instead of moto (a presigned POST that breaks its policy); `observers`
-    see each request and moto's response (uploads that S3 would announce to EventBridge).
+    see each request and moto's response before it is sent, and may change its headers (uploads that S3
+    would announce to EventBridge, the bucket's CORS rules).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_AWS_PORT):
-        self.gates: list[Callable[[HttpRequest], HttpResponse | None]] = []
-        self.observers: list[Callable[[HttpRequest, HttpResponse], None]] = []
+        self.gates: list[Callable[[Request], Response | None]] = []
+        self.observers: list[Callable[[Request, Response], None]] = []
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = HttpServer(name="AWS stand-in (moto)", host=host, port=port, wsgi=self._serve)
+        self._server = HttpServer(self._serve, host, port, name="AWS stand-in (moto)")
 
-    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = read_request(environ)
+    def _serve(self, request: Request) -> Response:
+        body = request.get_data()  # read for the gates and observers, then again by moto:
+        request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         refused = next((response for gate in self.gates if (response := gate(request)) is not None), None)
         if refused is not None:
-            return send(request, refused, start_response)
-        answer: list[Any] = []
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
-            answer[:] = [int(status.split(" ", 1)[0]), list(headers)]
-            return start_response(status, headers, exc_info)
-
-        result = self._moto(environ, capture)
-        try:
-            body = b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()
+            return refused
+        response = Response.from_app(self._moto, request.environ, buffered=True)
         for observer in self.observers:
-            observer(request, HttpResponse(answer[0], answer[1], body))
-        return [body]
+            observer(request, response)
+        return response
 
     @property
     def url(self) -> str:

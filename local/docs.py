@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
+from werkzeug.wrappers import Request
 
 from local import REPO_ROOT
-from local.events import HttpRequest, HttpResponse
+from local.events import Response
 from local.template import Template
 
 DOCUMENT = REPO_ROOT / "openapi.json"
@@ -90,20 +91,20 @@ class DocsSite:
         page = PAGE.replace("__SCHEME__", json.dumps(SECURITY_SCHEME)).replace("__TOKEN__", json.dumps(token))
         self.page = page.encode()
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
-            return HttpResponse(405, [("allow", "GET, HEAD"), ("content-type", "text/plain")], b"GET only\n")
-        path = request.raw_path.split("?", 1)[0]
+            return Response(b"GET only\n", 405, [("allow", "GET, HEAD"), ("content-type", "text/plain")])
+        path = request.path
         if path in ("/", "/index.html"):
             return self._ok("text/html; charset=utf-8", self.page)
         if path == "/openapi.json":
             return self._ok("application/json", self.document)
         asset = ASSETS / path.lstrip("/")
         if "/" in path.lstrip("/") or not asset.is_file():
-            return HttpResponse(404, [("content-type", "text/plain")], b"not found\n")
+            return Response(b"not found\n", 404, [("content-type", "text/plain")])
         media_type = mimetypes.guess_type(asset.name)[0] or "application/octet-stream"
         return self._ok(media_type, asset.read_bytes())
 
     @staticmethod
-    def _ok(media_type: str, body: bytes) -> HttpResponse:
-        return HttpResponse(200, [("content-type", media_type), ("cache-control", "no-store")], body)
+    def _ok(media_type: str, body: bytes) -> Response:
+        return Response(body, 200, [("content-type", media_type), ("cache-control", "no-store")])

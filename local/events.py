@@ -15,11 +15,14 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
+
+import werkzeug.wrappers
+from werkzeug.wrappers import Request
 
 from local import LOCAL_ACCOUNT_ID
 
@@ -27,45 +30,19 @@ _TEXT_TYPES = ("application/json", "application/xml", "application/javascript", 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-@dataclass(frozen=True)
-class HttpRequest:
-    """An HTTP request as received: `target` is the raw request target (path and query, still encoded)."""
+class Response(werkzeug.wrappers.Response):
+    """werkzeug's response, without the content type it would add: API Gateway adds none the function did not give."""
 
-    method: str
-    target: str
-    headers: Sequence[tuple[str, str]] = ()
-    body: bytes = b""
-    source_ip: str = "127.0.0.1"
-    protocol: str = "HTTP/1.1"
-
-    @property
-    def raw_path(self) -> str:
-        return self.target.split("?", 1)[0] or "/"
-
-    @property
-    def raw_query(self) -> str:
-        return self.target.split("?", 1)[1] if "?" in self.target else ""
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The header's values joined with commas, or `default` (case-insensitive)."""
-        values = [value for key, value in self.headers if key.lower() == name.lower()]
-        return ",".join(values) if values else default
+    default_mimetype = None
 
 
-@dataclass
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
+def json_response(status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, [("content-type", "application/json"), *headers])
 
-    def header(self, name: str, default: str | None = None) -> str | None:
-        values = [value for key, value in self.headers if key.lower() == name.lower()]
-        return ",".join(values) if values else default
 
-    @classmethod
-    def json(cls, status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> "HttpResponse":
-        data = json.dumps(body, separators=(",", ":")).encode()
-        return cls(status, [("content-type", "application/json"), *headers], data)
+def raw_path(request: Request) -> str:
+    """The path as sent, percent-encoding kept (werkzeug's `request.path` is decoded)."""
+    return str(request.environ["REQUEST_URI"]).split("?", 1)[0] or "/"
 
 
 class InvalidLambdaResponse(Exception):
@@ -101,7 +78,7 @@ def request_id() -> str:
 
 
 def build_event(
-    request: HttpRequest,
+    request: Request,
     identity: RequestIdentity,
     *,
     route_key: str = "$default",
@@ -116,32 +93,27 @@ def build_event(
     `authorizer`: the `requestContext.authorizer` value (None: no key, as on a function URL with auth NONE).
     """
     now = time.time()
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in request.headers:
-        if name.lower() == "cookie":
-            cookies.extend(part.strip() for part in value.split(";") if part.strip())
-        else:
-            headers[name.lower()] = f"{headers[name.lower()]},{value}" if name.lower() in headers else value
+    # werkzeug's server joins repeated headers with "," (Cookie too: its cookies are split at both)
+    headers = {name.lower(): value for name, value in request.headers if name.lower() != "cookie"}
+    cookie = request.headers.get("cookie", "").replace(",", ";")
+    cookies = [part.strip() for part in cookie.split(";") if part.strip()]
     host = headers.get("host", "localhost")
-    headers.setdefault("x-forwarded-for", request.source_ip)
+    headers.setdefault("x-forwarded-for", str(request.remote_addr))
     headers.setdefault("x-forwarded-proto", "http")
     if ":" in host:
         headers.setdefault("x-forwarded-port", host.rsplit(":", 1)[1])
     headers.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]}")
-    path = unquote(request.raw_path) if decode_path else request.raw_path
+    path = unquote(raw_path(request)) if decode_path else raw_path(request)
     domain = identity.domain_name or host.rsplit(":", 1)[0]
     moment = datetime.fromtimestamp(now, UTC)
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(request.raw_query, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value
+    query = {name: ",".join(request.args.getlist(name)) for name in request.args}
     optional = {"cookies": cookies, "queryStringParameters": query, "pathParameters": dict(path_parameters or {})}
     context = {"accountId": identity.account_id, "apiId": identity.api_id, "authorizer": authorizer}
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
-        "rawQueryString": request.raw_query,
+        "rawQueryString": request.query_string.decode(),
         "headers": headers,
         **{key: value for key, value in optional.items() if value},
         "requestContext": {
@@ -151,8 +123,8 @@ def build_event(
             "http": {
                 "method": request.method.upper(),
                 "path": path,
-                "protocol": request.protocol,
-                "sourceIp": request.source_ip,
+                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                "sourceIp": request.remote_addr,
                 "userAgent": headers.get("user-agent", ""),
             },
             "requestId": request_id_value or request_id(),
@@ -163,26 +135,27 @@ def build_event(
         },
         "isBase64Encoded": False,
     }
-    if request.body:
+    body = request.get_data()
+    if body:
         text = is_text(headers.get("content-type"))
         try:
-            event["body"] = request.body.decode() if text else None
+            event["body"] = body.decode() if text else None
         except UnicodeDecodeError:
             event["body"] = None
         if event["body"] is None:
-            event["body"], event["isBase64Encoded"] = base64.b64encode(request.body).decode(), True
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
     event["stageVariables"] = None
     return event
 
 
-def to_http_response(result: Any) -> HttpResponse:
+def to_http_response(result: Any) -> Response:
     """Turn a payload 2.0 function result into the HTTP response API Gateway / function URLs send."""
     if not isinstance(result, dict) or "statusCode" not in result:
         # A "simple" response: any JSON value is the body of a 200.
         if isinstance(result, str):
-            return HttpResponse(200, [("content-type", "application/json")], result.encode())
+            return Response(result, 200, [("content-type", "application/json")])
         try:
-            return HttpResponse.json(200, result)
+            return json_response(200, result)
         except (TypeError, ValueError) as exc:
             raise InvalidLambdaResponse(f"the function result is not JSON: {exc}") from exc
     try:
@@ -193,7 +166,8 @@ def to_http_response(result: Any) -> HttpResponse:
         raise InvalidLambdaResponse(f"statusCode {status} is not an HTTP status")
     headers: list[tuple[str, str]] = []
     for name, value in (result.get("headers") or {}).items():
-        headers.append((str(name), _header_text(value)))
+        if str(name).lower() != "transfer-encoding":  # the server frames the body; its length is werkzeug's
+            headers.append((str(name), _header_text(value)))
     for cookie in result.get("cookies") or []:
         headers.append(("set-cookie", str(cookie)))
     body = result.get("body")
@@ -206,7 +180,7 @@ def to_http_response(result: Any) -> HttpResponse:
             raise InvalidLambdaResponse("isBase64Encoded is true but the body is not base64") from exc
     else:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
-    return HttpResponse(status, headers, data)
+    return Response(data, status, headers)
 
 
 def _header_text(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The HTTP API emulator and the function URL emulator: plain callables `HttpRequest -> HttpResponse`.
+"""The HTTP API emulator and the function URL emulator: plain callables, werkzeug `Request -> Response`.
 
 `HttpApiEmulator` does what API Gateway does for the HTTP API of template.yaml: it matches the request
 against the template's routes (unmatched: 404 `{"message":"Not Found"}`), answers CORS preflights from
@@ -16,14 +16,17 @@ from typing import Any, TextIO
 from urllib.parse import unquote
 
 from starlette.middleware.cors import CORSMiddleware
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request
 
 from local.authorizer import AuthorizerError, JwtAuthorizer
 from local.events import (
-    HttpRequest,
-    HttpResponse,
     InvalidLambdaResponse,
     RequestIdentity,
+    Response,
     build_event,
+    json_response,
+    raw_path,
     request_id,
     to_http_response,
 )
@@ -68,38 +71,38 @@ class Cors:
         return any(pattern == "*" or fnmatch.fnmatchcase(origin, pattern) for pattern in self.config.allow_origins)
 
     @staticmethod
-    def is_preflight(request: HttpRequest) -> bool:
+    def is_preflight(request: Request) -> bool:
         return (
             request.method == "OPTIONS"
-            and bool(request.header("origin"))
-            and bool(request.header("access-control-request-method"))
+            and bool(request.headers.get("origin"))
+            and bool(request.headers.get("access-control-request-method"))
         )
 
-    def preflight(self, request: HttpRequest) -> HttpResponse | None:
+    def preflight(self, request: Request) -> Response | None:
         if not self.is_preflight(request):
             return None
-        origin = request.header("origin", "") or ""
-        requested_method = request.header("access-control-request-method", "") or ""
-        response = HttpResponse(204)
+        origin = request.headers.get("origin", "")
+        requested_method = request.headers.get("access-control-request-method", "")
+        response = Response(status=204)
         methods = self.config.allow_methods
         if self.allows_origin(origin) and ("*" in methods or requested_method.upper() in methods):
             response.headers.extend(self._origin_headers(origin))
-            response.headers.append(("access-control-allow-methods", ",".join(methods)))
+            response.headers.add("access-control-allow-methods", ",".join(methods))
             if self.config.allow_headers:
-                response.headers.append(("access-control-allow-headers", ",".join(self.config.allow_headers)))
+                response.headers.add("access-control-allow-headers", ",".join(self.config.allow_headers))
             if self.config.max_age is not None:
-                response.headers.append(("access-control-max-age", str(self.config.max_age)))
+                response.headers.add("access-control-max-age", str(self.config.max_age))
         return response
 
-    def decorate(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def decorate(self, request: Request, response: Response) -> Response:
         if self.is_preflight(request):
             return response  # preflight() made it
-        response.headers = [(k, v) for k, v in response.headers if not k.lower().startswith("access-control-")]
-        origin = request.header("origin")
+        response.headers = Headers([(k, v) for k, v in response.headers if not k.lower().startswith("access-control-")])
+        origin = request.headers.get("origin")
         if origin and self.allows_origin(origin):
             response.headers.extend(self._origin_headers(origin))
             if self.config.expose_headers:
-                response.headers.append(("access-control-expose-headers", ",".join(self.config.expose_headers)))
+                response.headers.add("access-control-expose-headers", ",".join(self.config.expose_headers))
         return response
 
     def _origin_headers(self, origin: str) -> list[tuple[str, str]]:
@@ -117,15 +120,15 @@ class _Endpoint:
 
     request_id_header: str
     cors: "Cors | None"
-    _handle: Callable[[HttpRequest, str], HttpResponse]  # each emulator's own routing and invocation
+    _handle: Callable[[Request, str], Response]  # each emulator's own routing and invocation
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: Request) -> Response:
         request_id_value = request_id()
         preflight = self.cors.preflight(request) if self.cors else None
         response = preflight or self._handle(request, request_id_value)
         if self.cors:
             response = self.cors.decorate(request, response)
-        response.headers.append((self.request_id_header, request_id_value))
+        response.headers.add(self.request_id_header, request_id_value)
         return response
 
 
@@ -157,22 +160,22 @@ class HttpApiEmulator(_Endpoint):
         self.cors = Cors(api.cors) if api.cors else None
         self.log = log
 
-    def _handle(self, request: HttpRequest, request_id_value: str) -> HttpResponse:
-        if len(request.body) > MAX_REQUEST_BYTES:
-            return HttpResponse.json(413, {"message": "Request Entity Too Large"})
-        path, identity = request.raw_path, self.identity
+    def _handle(self, request: Request, request_id_value: str) -> Response:
+        if len(request.get_data()) > MAX_REQUEST_BYTES:
+            return json_response(413, {"message": "Request Entity Too Large"})
+        path, identity = raw_path(request), self.identity
         if self.stage_prefix and path.startswith(self.stage_prefix + "/"):
             path = path[len(self.stage_prefix) :]  # /dev/tasks: route /tasks of stage dev, as on AWS
         else:  # /tasks: at the root, as `sam local start-api` serves it, i.e. as a $default stage would
             identity = replace(identity, stage="$default")
         matched = self.routes.match(request.method, path)
         if matched is None:
-            return HttpResponse.json(404, {"message": "Not Found"})
+            return json_response(404, {"message": "Not Found"})
         route, parameters = matched
         authorizer = None
         if route.authorizer is not None and self.authorizer is not None:  # __init__ checked it is there
             try:
-                authorizer = self.authorizer.authorize(request.header(route.authorizer.identity_header))
+                authorizer = self.authorizer.authorize(request.headers.get(route.authorizer.identity_header))
             except AuthorizerError as error:
                 self._note(f"{route.route_key}: 401 {error.description}")
                 return error.response()
@@ -189,7 +192,7 @@ class HttpApiEmulator(_Endpoint):
             return to_http_response(self.functions[route.function].invoke(event))
         except (InvocationFailed, InvalidLambdaResponse) as error:  # throttles too, as on AWS
             self._note(f"{route.route_key}: {error}", always=True)
-            return HttpResponse.json(500, {"message": "Internal Server Error"})
+            return json_response(500, {"message": "Internal Server Error"})
 
     def _note(self, message: str, *, always: bool = False) -> None:
         """Authorizer refusals go to the access log; function failures always show (as in CloudWatch)."""
@@ -216,18 +219,18 @@ class FunctionUrlEmulator(_Endpoint):
         self.cors = Cors(self.url.cors) if self.url.cors else None
         self.log = log
 
-    def _handle(self, request: HttpRequest, request_id_value: str) -> HttpResponse:
+    def _handle(self, request: Request, request_id_value: str) -> Response:
         if self.url.auth_type != "NONE":  # AWS_IAM: SigV4 is not emulated, so nothing gets through
-            return HttpResponse.json(403, {"Message": "Forbidden"})
+            return json_response(403, {"Message": "Forbidden"})
         event = build_event(request, self.identity, request_id_value=request_id_value)
         try:
             return to_http_response(self.function.invoke(event))
         except Throttled as error:  # Lambda's TooManyRequestsException reaches the caller as a 429
             print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
-            return HttpResponse.json(429, {"Message": "Rate Exceeded."})
+            return json_response(429, {"Message": "Rate Exceeded."})
         except (InvocationFailed, InvalidLambdaResponse) as error:
             print(f"[function-url] {error}", file=self.log or sys.stderr, flush=True)
-            return HttpResponse.json(502, {"Message": "Internal Server Error"})
+            return json_response(502, {"Message": "Internal Server Error"})
 
 
 def with_cors(app: Any, cors: CorsConfig) -> Any:

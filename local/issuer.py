@@ -18,9 +18,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from werkzeug.wrappers import Request
 
 from local import STATE_DIR, secret_file
-from local.events import HttpRequest, HttpResponse
+from local.events import Response, json_response
 
 DEFAULT_KEY_PATH = STATE_DIR / "jwt-key.pem"
 DEFAULT_ISSUER_PORT = 3003
@@ -146,16 +147,16 @@ class LocalIssuer:
         return {"authorization": f"Bearer {self.token(sub, **kwargs)}"}
 
 
-def issuer_app(issuer: LocalIssuer) -> Callable[[HttpRequest], HttpResponse]:
+def issuer_app(issuer: LocalIssuer) -> Callable[[Request], Response]:
     """The issuer's HTTP endpoints: discovery document and JWKS."""
     documents = {JWKS_PATH: issuer.jwks, OPENID_CONFIGURATION_PATH: issuer.openid_configuration}
 
-    def app(request: HttpRequest) -> HttpResponse:
+    def app(request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
-            return HttpResponse.json(405, {"message": "Method Not Allowed"})
-        if request.raw_path not in documents:
-            return HttpResponse.json(404, {"message": "Not Found"})
-        return HttpResponse.json(200, documents[request.raw_path](), [("cache-control", "max-age=300")])
+            return json_response(405, {"message": "Method Not Allowed"})
+        if request.path not in documents:
+            return json_response(404, {"message": "Not Found"})
+        return json_response(200, documents[request.path](), [("cache-control", "max-age=300")])
 
     return app
 

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
+from werkzeug.wrappers import Request, Response
 
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LOCAL_STACK_NAME
-from local.events import HttpRequest, HttpResponse
+from local.events import json_response
 from local.s3_post import parse_form
 from local.specs import EventRuleSpec, RetryPolicy
 from local.workers import InvocationFailed
@@ -170,27 +170,27 @@ class ObjectCreated:
     source_ip: str
 
 
-def object_created(request: HttpRequest, response: HttpResponse) -> ObjectCreated | None:
+def object_created(request: Request, response: Response) -> ObjectCreated | None:
     """The object a successful path-style S3 request created, if it created one."""
-    if response.status not in (200, 201, 204) or request.header("x-amz-target"):
+    if response.status_code not in (200, 201, 204) or request.headers.get("x-amz-target"):
         return None
-    bucket, _, key = unquote(request.raw_path).lstrip("/").partition("/")
+    bucket, _, key = request.path.lstrip("/").partition("/")
     if not bucket:
         return None
-    query = {name.lower() for name, _ in parse_qsl(request.raw_query, keep_blank_values=True)}
-    subresources = {name for name in query if not name.startswith(_SIGNING_QUERY)}
-    request_id = response.header("x-amz-request-id") or uuid.uuid4().hex[:16].upper()
+    subresources = {name.lower() for name in request.args if not name.lower().startswith(_SIGNING_QUERY)}
+    request_id = response.headers.get("x-amz-request-id") or uuid.uuid4().hex[:16].upper()
     reason = None
+    content_type = request.headers.get("content-type", "")
     if request.method == "PUT" and key and not subresources:
-        reason = "CopyObject" if request.header("x-amz-copy-source") else "PutObject"
+        reason = "CopyObject" if request.headers.get("x-amz-copy-source") else "PutObject"
     elif request.method == "POST" and key and subresources == {"uploadid"}:
         reason = "CompleteMultipartUpload"
-    elif request.method == "POST" and not key and "multipart/form-data" in (request.header("content-type") or ""):
-        key = parse_form(request.header("content-type") or "", request.body).key
+    elif request.method == "POST" and not key and "multipart/form-data" in content_type:
+        key = parse_form(content_type, request.get_data()).key
         reason = "POST Object" if key else None
     if reason is None or not key:
         return None
-    return ObjectCreated(bucket, key, reason, request_id, request.source_ip)
+    return ObjectCreated(bucket, key, reason, request_id, str(request.remote_addr))
 
 
 class S3Notifications:
@@ -202,7 +202,7 @@ class S3Notifications:
         self.s3 = s3
         self._sequence = itertools.count(1)
 
-    def observe(self, request: HttpRequest, response: HttpResponse) -> None:
+    def observe(self, request: Request, response: Response) -> None:
         created = object_created(request, response)
         if created is not None and created.bucket in self.buckets:
             sequencer = f"{next(self._sequence):018X}"
@@ -243,18 +243,18 @@ class S3Notifications:
         }
 
 
-def drain_endpoint(sources: Sequence[Any]) -> Callable[[HttpRequest], HttpResponse | None]:
+def drain_endpoint(sources: Sequence[Any]) -> Callable[[Request], Response | None]:
     """`POST {aws_endpoint}/_local/events/drain`: answers once every S3 event and table stream record so far
     was delivered (each source has `drain(timeout)`), for tests."""
 
-    def gate(request: HttpRequest) -> HttpResponse | None:
-        if request.raw_path != DRAIN_PATH:
+    def gate(request: Request) -> Response | None:
+        if request.path != DRAIN_PATH:
             return None
         try:
             for source in sources:
                 source.drain(timeout=30)
         except TimeoutError as error:
-            return HttpResponse.json(504, {"message": str(error)})
-        return HttpResponse.json(200, {"drained": True})
+            return json_response(504, {"message": str(error)})
+        return json_response(200, {"drained": True})
 
     return gate

@@ -10,7 +10,8 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from local.events import HttpRequest, HttpResponse
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request, Response
 
 
 class BucketCors:
@@ -18,30 +19,30 @@ class BucketCors:
         self.bucket_name = bucket_name
         self.rules = list(rules)
 
-    def addresses_bucket(self, request: HttpRequest) -> bool:
-        host = (request.header("host") or "").split(":")[0]
-        path = request.raw_path
+    def addresses_bucket(self, request: Request) -> bool:
+        host = request.host.split(":")[0]
+        path = request.path
         return (
             host.startswith(f"{self.bucket_name}.")
             or path == f"/{self.bucket_name}"
             or path.startswith(f"/{self.bucket_name}/")
         )
 
-    def decorate(self, request: HttpRequest, response: HttpResponse) -> None:
+    def decorate(self, request: Request, response: Response) -> None:
         """An observer of the AWS stand-in: fix the CORS headers of a response from the bucket (not a preflight)."""
         if request.method == "OPTIONS" or not self.addresses_bucket(request):
             return
-        response.headers = [(k, v) for k, v in response.headers if not _is_cors_header(k, v)]
-        origin = request.header("origin")
+        response.headers = Headers([(k, v) for k, v in response.headers if not _is_cors_header(k, v)])
+        origin = request.headers.get("origin")
         rule = self._matching_rule(origin, request.method) if origin else None
         if origin and rule is not None:
-            response.headers.append(("Access-Control-Allow-Origin", "*" if rule["AllowedOrigins"] == ["*"] else origin))
-            response.headers.append(("Access-Control-Allow-Methods", ", ".join(rule["AllowedMethods"])))
+            response.headers.add("Access-Control-Allow-Origin", "*" if rule["AllowedOrigins"] == ["*"] else origin)
+            response.headers.add("Access-Control-Allow-Methods", ", ".join(rule["AllowedMethods"]))
             if rule.get("ExposeHeaders"):
-                response.headers.append(("Access-Control-Expose-Headers", ", ".join(rule["ExposeHeaders"])))
+                response.headers.add("Access-Control-Expose-Headers", ", ".join(rule["ExposeHeaders"]))
             if rule.get("MaxAgeSeconds") is not None:
-                response.headers.append(("Access-Control-Max-Age", str(rule["MaxAgeSeconds"])))
-            response.headers.append(("Vary", "Origin"))
+                response.headers.add("Access-Control-Max-Age", str(rule["MaxAgeSeconds"]))
+            response.headers.add("Vary", "Origin")
 
     def _matching_rule(self, origin: str, method: str) -> Mapping[str, Any] | None:
         """The first rule naming the origin and the method, as S3 picks it."""

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-from local.events import HttpRequest, HttpResponse
+from werkzeug.wrappers import Request
+
+from local.events import Response
 
 _UNSIGNED_FIELDS = {"x-amz-signature", "signature", "awsaccesskeyid", "file", "policy"}  # and x-ignore-*
 
@@ -32,13 +34,13 @@ class PostPolicyError(Exception):
         self.code = code
         self.message = message
 
-    def response(self) -> HttpResponse:
+    def response(self) -> Response:
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{self.code}</Code><Message>{escape(self.message)}</Message>"
             f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
         )
-        return HttpResponse(self.status, [("content-type", "application/xml")], body.encode())
+        return Response(body, self.status, [("content-type", "application/xml")])
 
 
 class PostPolicyGate:
@@ -48,13 +50,13 @@ class PostPolicyGate:
         self.secrets = dict(secrets)  # access key id -> secret access key
         self._now = now or (lambda: datetime.now(UTC))
 
-    def __call__(self, request: HttpRequest) -> HttpResponse | None:
+    def __call__(self, request: Request) -> Response | None:
         """None to let the request through, or the error response S3 would give."""
-        bucket, _, key = request.raw_path.lstrip("/").partition("/")
-        content_type = request.header("content-type") or ""
+        bucket, _, key = request.path.lstrip("/").partition("/")
+        content_type = request.headers.get("content-type", "")
         if request.method != "POST" or not bucket or key or "multipart/form-data" not in content_type:
             return None
-        form = parse_form(content_type, request.body)
+        form = parse_form(content_type, request.get_data())
         try:
             self.check(bucket, form.fields, form.file_size)
         except PostPolicyError as error:

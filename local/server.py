@@ -6,7 +6,6 @@ fails at once with `PortInUseError` (naming what wanted it) instead of in a back
 
 import asyncio
 import errno
-import io
 import logging
 import socket
 import sys
@@ -14,19 +13,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from http.client import responses
 from typing import Any, TextIO
 
 import uvicorn
-from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
-from werkzeug.wsgi import get_input_stream
+from werkzeug.wrappers import Request
 
-from local.events import HttpRequest, HttpResponse
+from local.events import Response, json_response
 
-App = Callable[[HttpRequest], HttpResponse]
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+App = Callable[[Request], Response]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
@@ -62,45 +58,10 @@ class _Handler(MotoRequestHandler):
         pass
 
 
-def read_request(environ: dict[str, Any]) -> HttpRequest:
-    """The request as received (raw target, headers, whole body); the body stays readable for a WSGI app."""
-    body = get_input_stream(environ, max_content_length=None).read()
-    names = environ.get(PRESERVED_HEADER_NAMES_ENVIRON_KEY) or {}
-    headers = [
-        (names.get(key) or key[5:].replace("_", "-").title(), value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    ]
-    headers += [
-        (key.replace("_", "-").title(), environ[key]) for key in ("CONTENT_TYPE", "CONTENT_LENGTH") if environ.get(key)
-    ]
-    environ.update({"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True, "CONTENT_LENGTH": str(len(body))})
-    return HttpRequest(
-        environ["REQUEST_METHOD"],
-        environ.get("REQUEST_URI") or "/",
-        headers,
-        body,
-        environ.get("REMOTE_ADDR", "127.0.0.1"),
-        environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-    )
-
-
-def send(request: HttpRequest, response: HttpResponse, start_response: Callable[..., Any]) -> list[bytes]:
-    """Start a WSGI response: no Content-Length for 1xx/204/304; for HEAD, no body but a GET's length."""
-    status, head = response.status, request.method == "HEAD"
-    headers = [(k, v) for k, v in response.headers if k.lower() not in ("content-length", "transfer-encoding")]
-    if status >= 200 and status not in (204, 304):
-        given = response.header("content-length") if head else None
-        headers.append(("content-length", given or str(len(response.body))))
-    start_response(f"{status} {responses.get(status, '')}", headers)
-    return [] if head else [response.body]
-
-
 class HttpServer:
-    """A loopback HTTP/1.1 server, a thread per connection, for an `HttpRequest -> HttpResponse` app.
+    """A loopback HTTP/1.1 server, a thread per connection, for a werkzeug `Request -> Response` app.
 
-    `app` may be given later (before `start`), so the port can be bound before the app exists; `wsgi`
-    serves a WSGI app instead.
+    `app` may be given later (before `start`), so the port can be bound before the app exists.
     """
 
     def __init__(
@@ -111,9 +72,8 @@ class HttpServer:
         *,
         name: str = "http",
         access_log: TextIO | None = None,
-        wsgi: WsgiApp | None = None,
     ):
-        self.name, self.app, self.access_log, self._wsgi = name, app, access_log, wsgi
+        self.name, self.app, self.access_log = name, app, access_log
         sock = listen(host, port, name)
         try:
             self._server = make_server(
@@ -137,7 +97,7 @@ class HttpServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "HttpServer":
-        if self.app is None and self._wsgi is None:
+        if self.app is None:
             raise RuntimeError(f"{self.name}: no app to serve")
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
@@ -154,19 +114,18 @@ class HttpServer:
 
     def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.monotonic()
-        if self._wsgi is not None:
-            return self._wsgi(environ, start_response)
-        request = read_request(environ)
+        request = Request(environ)
         try:
-            response = self.app(request) if self.app else HttpResponse(503)
+            response = self.app(request) if self.app else Response(status=503)
         except Exception:
             traceback.print_exc()  # a bug in the emulator: say so, answer like API Gateway would
-            response = HttpResponse.json(500, {"message": "Internal Server Error"})
+            response = json_response(500, {"message": "Internal Server Error"})
         if self.access_log is not None:
             took = f"{(time.monotonic() - started) * 1000:.0f}ms"
-            line = f'{self.name} "{request.method} {request.target}" {response.status} {len(response.body)} {took}'
+            size = len(response.get_data())
+            line = f'{self.name} "{request.method} {environ["REQUEST_URI"]}" {response.status_code} {size} {took}'
             print(line, file=self.access_log, flush=True)
-        return send(request, response, start_response)
+        return response(environ, start_response)  # for HEAD: no body, the GET's Content-Length
 
 
 class AsgiServer:

@@ -32,8 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from werkzeug.wrappers import Request
+
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, specs
-from local.events import HttpRequest, HttpResponse
+from local.events import Response
 from local.server import HttpServer
 from local.specs import FunctionSpec
 from local.template import Template
@@ -93,7 +95,7 @@ class _Worker:
         self.request_id: str | None = None
         self._started = time.monotonic()
         self._initialised = False
-        self._invocations: queue.Queue[HttpResponse | None] = queue.Queue()
+        self._invocations: queue.Queue[Response | None] = queue.Queue()
         self._outcomes: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._api = HttpServer(self._runtime_api, name=f"{pool.name}-runtime-api-{serial}").start()
         try:
@@ -112,19 +114,19 @@ class _Worker:
         self._pump = threading.Thread(target=self._pump_log, name=f"{pool.name}-log-{serial}", daemon=True)
         self._pump.start()
 
-    def _runtime_api(self, request: HttpRequest) -> HttpResponse:
+    def _runtime_api(self, request: Request) -> Response:
         """The Lambda Runtime API calls awslambdaric makes: invocation/next, invocation/{id}/response or
         invocation/{id}/error, and init/error."""
-        call = request.raw_path.removeprefix("/2018-06-01/runtime/")
+        call = request.path.removeprefix("/2018-06-01/runtime/")
         if request.method == "GET" and call == "invocation/next":
             if not self._initialised:  # its first call ends the init phase
                 self._initialised = True
                 self._outcomes.put(("ready", b""))
-            return self._invocations.get() or HttpResponse(410)  # None: the worker is being killed
+            return self._invocations.get() or Response(status=410)  # None: the worker is being killed
         if request.method == "POST" and call.endswith(("/response", "/error")):  # invocation/{id}/..., init/error
-            self._outcomes.put((call.rsplit("/", 1)[1], request.body))
-            return HttpResponse(202)
-        return HttpResponse(404)
+            self._outcomes.put((call.rsplit("/", 1)[1], request.get_data()))
+            return Response(status=202)
+        return Response(status=404)
 
     def wait_ready(self) -> float:
         """Wait for the init phase; its duration in ms, or HandlerError (init failed) / WorkerCrashed."""
@@ -140,7 +142,8 @@ class _Worker:
         """Hand over one invocation; its outcome, `response` or `error` with the runtime's body, or
         TimeoutError / WorkerCrashed."""
         self._invocations.put(
-            HttpResponse(
+            Response(
+                event,
                 200,
                 [
                     ("Content-Type", "application/json"),  # awslambdaric decodes the event by it (and crashes without)
@@ -149,7 +152,6 @@ class _Worker:
                     ("Lambda-Runtime-Invoked-Function-Arn", self.pool.arn),
                     ("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"),
                 ],
-                event,
             )
         )
         kind, body = self._receive(timeout)

@@ -38,12 +38,13 @@ from uuid import uuid4
 import jwt
 from awslambdaric.lambda_context import LambdaContext
 from awslambdaric.lambda_runtime_marshaller import to_json
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from local import REPO_ROOT, STATE_DIR
 from local.authorizer import JwtAuthorizer
 from local.aws import port_taken
 from local.dynamodb_local import dynamodb_local_command, free_port, wait_for_dynamodb
-from local.events import HttpRequest
 from local.issuer import LocalIssuer, generate_key
 from local.notifications import DRAIN_PATH
 from local.server import PortInUseError
@@ -147,15 +148,19 @@ def request(
     headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
     body: bytes | str | Any = b"",
     source_ip: str = "203.0.113.7",
-) -> HttpRequest:
-    """An HttpRequest as the server would hand it over; a dict/list body is sent as JSON."""
+) -> Request:
+    """A request as werkzeug's server hands it over: Host 127.0.0.1:3000 unless given, repeated headers joined
+    with commas; a dict/list body is sent as JSON."""
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     if not isinstance(body, bytes | str):
         body = json.dumps(body)
         pairs.append(("Content-Type", "application/json"))
-    data = body.encode() if isinstance(body, str) else body
-    pairs.insert(0, ("Host", "127.0.0.1:3000"))
-    return HttpRequest(method, target, pairs, data, source_ip)
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name.lower()] = f"{joined[name.lower()]},{value}" if name.lower() in joined else value
+    joined.setdefault("host", "127.0.0.1:3000")
+    base = {"REMOTE_ADDR": source_ip}
+    return EnvironBuilder(target, method=method, headers=joined, data=body, environ_base=base).get_request()
 
 
 def start_local_stack(state_dir: Path, **options: Any) -> LocalStack:

@@ -24,8 +24,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from werkzeug.wrappers import Request
 
-from local.events import HttpRequest, HttpResponse
+from local.events import Response
 from local.server import HttpServer
 from tests.local_support import StackProcess, start_stack_process
 
@@ -77,8 +78,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
 def foreign_origin() -> Iterator[str]:
     """A page on an origin the stack's CORS configuration does not name."""
 
-    def page(request: HttpRequest) -> HttpResponse:
-        return HttpResponse(200, [("content-type", "text/html")], b"<!doctype html><title>elsewhere</title>")
+    def page(request: Request) -> Response:
+        return Response(b"<!doctype html><title>elsewhere</title>", 200, [("content-type", "text/html")])
 
     server = HttpServer(page, name="foreign origin").start()
     yield server.url.replace("127.0.0.1", "localhost")

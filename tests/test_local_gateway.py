@@ -14,7 +14,7 @@ import pytest
 from awslambdaric.lambda_context import LambdaContext
 
 from local.authorizer import AuthorizerError, JwtAuthorizer
-from local.events import HttpRequest, InvalidLambdaResponse, RequestIdentity, build_event
+from local.events import InvalidLambdaResponse, RequestIdentity, build_event
 from local.events import to_http_response as translate
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, RouteTable
 from local.issuer import LocalIssuer, generate_key, issuer_app
@@ -50,7 +50,7 @@ def api(signer: LocalIssuer, handler: FakeHandler) -> HttpApiEmulator:
 
 
 def body(response: Any) -> Any:
-    return json.loads(response.body)
+    return json.loads(response.get_data())
 
 
 # --- routes -------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_an_undeclared_route_is_404_and_the_function_is_not_called(
 ) -> None:
     for method, path in [("GET", "/nope"), ("PUT", "/tasks/1"), ("DELETE", "/tasks"), ("GET", "/")]:
         response = api(request(method, path, headers=signer.bearer("alice")))
-        assert (response.status, body(response)) == (404, {"message": "Not Found"}), (method, path)
+        assert (response.status_code, body(response)) == (404, {"message": "Not Found"}), (method, path)
     assert handler.calls == []
 
 
@@ -118,7 +118,7 @@ def test_a_route_answers_under_its_stage_as_on_aws_and_at_the_root_as_under_sam_
     stage_event = handler.event
     other_stage = api(request("GET", "/prod/tasks/1", headers=signer.bearer("alice")))
 
-    assert (at_root.status, under_stage.status, other_stage.status) == (200, 200, 404)
+    assert (at_root.status_code, under_stage.status_code, other_stage.status_code) == (200, 200, 404)
     for event, raw_path, stage in ((root_event, "/tasks/1", "$default"), (stage_event, "/dev/tasks/1", "dev")):
         assert (event["rawPath"], event["routeKey"], event["pathParameters"]) == (
             raw_path,
@@ -137,9 +137,9 @@ def test_no_token_is_401_with_www_authenticate_and_the_function_is_not_called(
 ) -> None:
     response = api(request("GET", "/tasks"))
 
-    assert (response.status, body(response)) == (401, {"message": "Unauthorized"})
-    assert response.header("www-authenticate", "").startswith("Bearer ")
-    assert response.header("apigw-requestid")
+    assert (response.status_code, body(response)) == (401, {"message": "Unauthorized"})
+    assert response.headers.get("www-authenticate", "").startswith("Bearer ")
+    assert response.headers.get("apigw-requestid")
     assert handler.calls == []
 
 
@@ -152,8 +152,8 @@ def test_a_bad_token_is_401_and_the_function_is_not_called(
 
     response = api(request("GET", "/tasks/1", headers={"Authorization": f"Bearer {token}"}))
 
-    assert (response.status, body(response)) == (401, {"message": "Unauthorized"})
-    assert 'error="invalid_token"' in response.header("www-authenticate", "")
+    assert (response.status_code, body(response)) == (401, {"message": "Unauthorized"})
+    assert 'error="invalid_token"' in response.headers.get("www-authenticate", "")
     assert handler.calls == []
 
 
@@ -161,7 +161,8 @@ def test_the_www_authenticate_header_says_why(api: HttpApiEmulator, signer: Loca
     bad = bad_tokens(signer, "alice")
 
     def reason(token: str) -> str:
-        return api(request("GET", "/tasks", headers={"Authorization": f"Bearer {token}"})).header("www-authenticate")
+        response = api(request("GET", "/tasks", headers={"Authorization": f"Bearer {token}"}))
+        return response.headers.get("www-authenticate")
 
     assert "expired" in reason(bad["expired"])
     assert "audience" in reason(bad["wrong_audience"])
@@ -199,7 +200,7 @@ def test_a_valid_token_puts_its_claims_in_the_event_as_strings(
 
     response = api(request("GET", "/tasks/1", headers={"Authorization": f"Bearer {token}"}))
 
-    assert response.status == 200
+    assert response.status_code == 200
     authorizer = handler.event["requestContext"]["authorizer"]
     claims = authorizer["jwt"]["claims"]
     assert claims["sub"] == "alice"
@@ -213,7 +214,7 @@ def test_the_bearer_prefix_is_optional_as_on_api_gateway(
 ) -> None:
     response = api(request("GET", "/tasks", headers={"authorization": signer.token("alice")}))
 
-    assert response.status == 200
+    assert response.status_code == 200
     assert handler.event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] == "alice"
 
 
@@ -222,7 +223,7 @@ def test_a_route_without_authorizer_gets_no_authorizer_context(signer: LocalIssu
 
     response = api(request("GET", "/healthz"))
 
-    assert response.status == 200
+    assert response.status_code == 200
     assert "authorizer" not in handler.event["requestContext"]
 
 
@@ -282,7 +283,7 @@ def test_the_event_is_payload_format_2(api: HttpApiEmulator, signer: LocalIssuer
 )
 def test_a_body_is_text_or_base64_by_content_type(content_type: str | None, data: bytes, encoded: bool) -> None:
     headers = [("Content-Type", content_type)] if content_type else []
-    event = build_event(HttpRequest("POST", "/tasks", headers, data), RequestIdentity(api_id="test"))
+    event = build_event(request("POST", "/tasks", headers=headers, body=data), RequestIdentity(api_id="test"))
 
     assert event["isBase64Encoded"] is encoded
     assert (base64.b64decode(event["body"]) if encoded else event["body"].encode()) == data
@@ -328,10 +329,10 @@ def test_cookies_become_set_cookie_headers_and_a_base64_body_is_decoded() -> Non
         }
     )
 
-    assert response.status == 201
-    assert response.body == b"\x89PNG\x00\xff"
+    assert response.status_code == 201
+    assert response.get_data() == b"\x89PNG\x00\xff"
     assert [value for name, value in response.headers if name == "set-cookie"] == ["a=1; Path=/; HttpOnly", "b=2"]
-    assert response.header("etag") == '"v1"'
+    assert response.headers.get("etag") == '"v1"'
 
 
 @pytest.mark.parametrize(
@@ -341,8 +342,8 @@ def test_cookies_become_set_cookie_headers_and_a_base64_body_is_decoded() -> Non
 def test_a_result_without_status_code_is_a_200_json_response(result: Any, expected_body: bytes) -> None:
     response = translate(result)
 
-    assert (response.status, response.header("content-type")) == (200, "application/json")
-    assert response.body == expected_body
+    assert (response.status_code, response.headers.get("content-type")) == (200, "application/json")
+    assert response.get_data() == expected_body
 
 
 def test_an_invalid_result_or_a_failing_handler_is_a_500_from_the_api_and_a_502_from_the_url(
@@ -360,8 +361,8 @@ def test_an_invalid_result_or_a_failing_handler_is_a_500_from_the_api_and_a_502_
         from_api = api(request("GET", "/tasks", headers=signer.bearer("alice")))
         from_url = url(request("GET", "/tasks"))
 
-        assert (from_api.status, body(from_api)) == (500, {"message": "Internal Server Error"})
-        assert from_url.status == 502
+        assert (from_api.status_code, body(from_api)) == (500, {"message": "Internal Server Error"})
+        assert from_url.status_code == 502
 
 
 def test_decimals_in_a_result_are_numbers_as_the_python_runtime_serialises_them(signer: LocalIssuer) -> None:
@@ -370,7 +371,7 @@ def test_decimals_in_a_result_are_numbers_as_the_python_runtime_serialises_them(
 
     response = api(request("GET", "/tasks", headers=signer.bearer("alice")))
 
-    assert response.header("x-count") == "3"
+    assert response.headers.get("x-count") == "3"
 
 
 # --- CORS ---------------------------------------------------------------------------------------------
@@ -392,13 +393,13 @@ def test_a_preflight_is_answered_without_token_or_function(signer: LocalIssuer, 
     other_origin = api(request("OPTIONS", "/tasks/1", headers=[("Origin", "https://evil.test"), preflight[1]]))
     actual = api(request("GET", "/tasks", headers=[preflight[0], *signer.bearer("alice").items()]))
 
-    assert allowed.status == 204
-    assert allowed.header("access-control-allow-origin") == "http://localhost:5173"
-    assert allowed.header("access-control-allow-methods") == "GET,POST,PATCH"
-    assert allowed.header("access-control-max-age") == "600"
-    assert other_origin.status == 204 and other_origin.header("access-control-allow-origin") is None
-    assert actual.header("access-control-allow-origin") == "http://localhost:5173"
-    assert actual.header("access-control-expose-headers") == "etag"
+    assert allowed.status_code == 204
+    assert allowed.headers.get("access-control-allow-origin") == "http://localhost:5173"
+    assert allowed.headers.get("access-control-allow-methods") == "GET,POST,PATCH"
+    assert allowed.headers.get("access-control-max-age") == "600"
+    assert other_origin.status_code == 204 and other_origin.headers.get("access-control-allow-origin") is None
+    assert actual.headers.get("access-control-allow-origin") == "http://localhost:5173"
+    assert actual.headers.get("access-control-expose-headers") == "etag"
     assert len(handler.calls) == 1
 
 
@@ -410,7 +411,7 @@ def test_the_function_url_sends_everything_to_the_function_without_authorizer(ha
 
     response = url(request("PUT", "/any/path%2Fhere?x=1&x=2", body={"title": "t"}))
 
-    assert response.status == 200
+    assert response.status_code == 200
     event = handler.event
     assert (event["routeKey"], event["rawPath"]) == ("$default", "/any/path%2Fhere")  # function URLs keep the encoding
     assert event["queryStringParameters"] == {"x": "1,2"}
@@ -424,7 +425,7 @@ def test_the_function_url_sends_everything_to_the_function_without_authorizer(ha
 def test_a_function_url_with_iam_auth_lets_nothing_through(handler: FakeHandler) -> None:
     url = FunctionUrlEmulator(fake_function(handler), FunctionUrlSpec("AWS_IAM", "BUFFERED", None))
 
-    assert url(request("GET", "/tasks")).status == 403
+    assert url(request("GET", "/tasks")).status_code == 403
     assert handler.calls == []
 
 
@@ -477,3 +478,20 @@ def test_the_server_passes_raw_requests_and_serves_requests_concurrently(signer:
 
     assert fast_response.status == 200 and fast_body == b"hello world"
     assert results["slow"] == ({"fastRan": True}, ["a=1", "b=2"])
+
+
+def test_repeated_headers_over_http_are_joined_with_commas_and_every_cookie_is_split_out(handler: FakeHandler) -> None:
+    server = HttpServer(FunctionUrlEmulator(fake_function(handler)), name="test-url").start()
+    try:
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=15)
+        connection.putrequest("GET", "/any")
+        for name, value in [("X-Custom", "one"), ("X-Custom", "two"), ("Cookie", "a=1; b=2"), ("Cookie", "c=3")]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        connection.getresponse().read()
+        connection.close()
+    finally:
+        server.stop()
+
+    assert handler.event["headers"]["x-custom"] == "one,two"
+    assert handler.event["cookies"] == ["a=1", "b=2", "c=3"]

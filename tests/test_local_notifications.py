@@ -10,11 +10,11 @@ import requests
 from moto.events.models import EventPattern
 
 from local import aws
-from local.events import HttpRequest, HttpResponse
+from local.events import Response
 from local.notifications import EventBus, S3Notifications, object_created
 from local.specs import EventRuleSpec, RetryPolicy, event_rules
 from local.template import Template
-from tests.local_support import FakeHandler, fake_function
+from tests.local_support import FakeHandler, fake_function, request
 
 BUCKET = "notify-test-attachments"
 
@@ -64,8 +64,10 @@ def test_operators_the_template_does_not_use_yet_are_matched_too(
 def created(
     method: str, target: str, status: int = 200, headers: list[tuple[str, str]] | None = None, body: bytes = b""
 ) -> Any:
-    request = HttpRequest(method, target, [("Host", "127.0.0.1:5000"), *(headers or [])], body, "198.51.100.9")
-    return object_created(request, HttpResponse(status, [("x-amz-request-id", "REQ1")]))
+    sent = request(
+        method, target, headers=[("Host", "127.0.0.1:5000"), *(headers or [])], body=body, source_ip="198.51.100.9"
+    )
+    return object_created(sent, Response(status=status, headers=[("x-amz-request-id", "REQ1")]))
 
 
 def test_only_requests_that_create_an_object_are_noticed() -> None:

@@ -8,11 +8,12 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from werkzeug.wrappers import Request
 
 from local import aws
-from local.events import HttpRequest
 from local.s3_post import PostPolicyGate
 from local.template import Template
+from tests.local_support import request
 
 BUCKET = "post-policy-test"
 KEY = "attachments/alice/t1/a1"
@@ -38,20 +39,20 @@ def presigned_post(signature_version: str = "s3v4", **overrides: Any) -> dict[st
     return post
 
 
-def upload(post: dict[str, Any], data: bytes = b"hello", **field_changes: str) -> HttpRequest:
+def upload(post: dict[str, Any], data: bytes = b"hello", **field_changes: str) -> Request:
     fields = {**post["fields"], **field_changes}
     prepared = requests.Request("POST", post["url"], data=fields, files={"file": ("a.txt", data)}).prepare()
     body = prepared.body if isinstance(prepared.body, bytes) else b""
-    return HttpRequest("POST", f"/{BUCKET}", list(prepared.headers.items()), body)
+    return request("POST", f"/{BUCKET}", headers=prepared.headers, body=body)
 
 
-def refusal(request: HttpRequest, gate: PostPolicyGate | None = None) -> tuple[int, str] | None:
+def refusal(sent: Request, gate: PostPolicyGate | None = None) -> tuple[int, str] | None:
     gate = gate or PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY})
-    response = gate(request)
+    response = gate(sent)
     if response is None:
         return None
-    text = response.body.decode()
-    return response.status, text[text.index("<Code>") + 6 : text.index("</Code>")]
+    text = response.get_data().decode()
+    return response.status_code, text[text.index("<Code>") + 6 : text.index("</Code>")]
 
 
 def test_an_upload_that_satisfies_its_policy_goes_through() -> None:
@@ -88,8 +89,8 @@ def test_an_expired_policy_or_an_unknown_key_is_refused() -> None:
 
 
 def test_other_requests_are_not_the_gate_s_business() -> None:
-    assert refusal(HttpRequest("PUT", f"/{BUCKET}/{KEY}", [("Content-Type", "text/plain")], b"hello")) is None
-    assert refusal(HttpRequest("POST", "/", [("X-Amz-Target", "DynamoDB_20120810.PutItem")], b"{}")) is None
+    assert refusal(request("PUT", f"/{BUCKET}/{KEY}", headers=[("Content-Type", "text/plain")], body=b"hello")) is None
+    assert refusal(request("POST", "/", headers=[("X-Amz-Target", "DynamoDB_20120810.PutItem")], body=b"{}")) is None
 
 
 def test_the_stand_in_keeps_refused_uploads_out_of_the_bucket() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from local import REPO_ROOT
-from local.events import HttpRequest, HttpResponse
+from local.events import Response
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator
 from local.template import Template
 from local.workers import (
@@ -37,7 +37,7 @@ from local.workers import (
     Throttled,
     WorkerCrashed,
 )
-from tests.local_support import api_spec, exited
+from tests.local_support import api_spec, exited, request
 
 FIXTURES = Path(__file__).parent / "lambda_fixtures"
 
@@ -131,8 +131,8 @@ def call(pool: FunctionPool, path: str, **query: Any) -> dict[str, Any]:
     return dict(json.loads(pool.invoke(event)["body"]))
 
 
-def get(app: Any, target: str) -> HttpResponse:
-    response: HttpResponse = app(HttpRequest("GET", target, [("host", "127.0.0.1")]))
+def get(app: Any, target: str) -> Response:
+    response: Response = app(request("GET", target, headers=[("host", "127.0.0.1")]))
     return response
 
 
@@ -256,8 +256,8 @@ def test_an_invocation_past_its_timeout_is_stopped_and_the_next_one_gets_a_fresh
     timed_out_url = get(url, "/hang")
     after = call(pool, "/echo")
 
-    assert (timed_out_api.status, json.loads(timed_out_api.body)) == (500, {"message": "Internal Server Error"})
-    assert timed_out_url.status == 502
+    assert (timed_out_api.status_code, timed_out_api.json) == (500, {"message": "Internal Server Error"})
+    assert timed_out_url.status_code == 502
     assert exited(warm_pid), "the worker that ran past its timeout was killed"
     assert after["pid"] != warm_pid and after["calls"] == 1, "a fresh environment"
     assert len(re.findall(r"Task timed out after 1\.\d\d seconds", log.getvalue())) == 2
@@ -281,10 +281,10 @@ def test_past_the_concurrency_limit_and_a_full_queue_invocations_are_throttled(
             call(pool, "/echo")
 
         rendezvous.release()
-        assert [future.result().status for future in busy] == [200, 200]
+        assert [future.result().status_code for future in busy] == [200, 200]
 
-    assert (throttled_api.status, json.loads(throttled_api.body)) == (500, {"message": "Internal Server Error"})
-    assert (throttled_url.status, json.loads(throttled_url.body)) == (429, {"Message": "Rate Exceeded."})
+    assert (throttled_api.status_code, throttled_api.json) == (500, {"message": "Internal Server Error"})
+    assert (throttled_url.status_code, throttled_url.json) == (429, {"Message": "Rate Exceeded."})
     assert raised.value.error_type == "TooManyRequestsException"
     assert pool.size == 2 and call(pool, "/echo")["calls"] >= 2, "served again once a worker is free"
 
@@ -323,8 +323,8 @@ def test_a_worker_killed_mid_invocation_fails_that_request_with_a_5xx_and_is_rep
         os.kill(second_pid, signal.SIGKILL)
         url_response = through_url.result(timeout=30)
 
-    assert (api_response.status, json.loads(api_response.body)) == (500, {"message": "Internal Server Error"})
-    assert url_response.status == 502
+    assert (api_response.status_code, api_response.json) == (500, {"message": "Internal Server Error"})
+    assert url_response.status_code == 502
     assert second_pid != pid
     assert "Runtime exited with error: signal: killed" in log.getvalue()
     assert call(pool, "/echo")["pid"] not in (pid, second_pid)
