@@ -34,6 +34,7 @@ from local.aws import table_definition  # noqa: E402
 from local.dynamodb_local import free_port  # noqa: E402
 from local.issuer import LocalIssuer, generate_key, issuer_app  # noqa: E402
 from local.server import HttpServer  # noqa: E402
+from tests.support import make_event  # noqa: E402
 
 TABLE = "bench-tasks"
 USER = "bench-user"
@@ -123,16 +124,8 @@ def environment(endpoint: str, jwks_url: str) -> dict[str, str]:
 def event(
     name: str, task_id: str | None = None, body: Any = None, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((ROOT / "events" / f"{name}.json").read_text())
-    data["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = USER
-    if task_id:
-        data["rawPath"] = data["requestContext"]["http"]["path"] = f"/tasks/{task_id}"
-        data["pathParameters"] = {"taskId": task_id}
-    if body is not None:
-        data["body"] = json.dumps(body)
-    data["headers"].pop("if-match", None)
-    data["headers"].update(headers or {})
-    return data
+    """A sample event of the bench user, with no If-Match unless `headers` gives one."""
+    return make_event(name, user=USER, task_id=task_id, body=body, headers=headers, drop_headers=("if-match",))
 
 
 def context() -> LambdaContext:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -26,6 +25,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from local.aws import table_definition  # noqa: E402
 from local.dynamodb_local import free_port  # noqa: E402
+from tests.support import make_event  # noqa: E402
 
 TABLE = "bench-tasks"
 USER = "bench-user"
@@ -76,18 +76,6 @@ def environment(endpoint: str) -> dict[str, str]:
     }
 
 
-def event(name: str, task_id: str | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((ROOT / "events" / f"{name}.json").read_text())
-    data["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = USER
-    if task_id:
-        data["rawPath"] = data["requestContext"]["http"]["path"] = f"/tasks/{task_id}"
-        data["pathParameters"] = {"taskId": task_id}
-    if query is not None:
-        data["queryStringParameters"] = query
-        data["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
-    return data
-
-
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
@@ -119,8 +107,8 @@ def main() -> None:
         in_secrets_manager.pop("CURSOR_SECRET")  # os.environ holds the literal key since the set-up above
 
         requests = {
-            "cold GET (signs no cursor)": json.dumps(event("get-task", task.taskId)),
-            "cold list (signs a cursor)": json.dumps(event("list-tasks", query={"limit": "1"})),
+            "cold GET (signs no cursor)": json.dumps(make_event("get-task", user=USER, task_id=task.taskId)),
+            "cold list (signs a cursor)": json.dumps(make_event("list-tasks", user=USER, query={"limit": "1"})),
         }
         keys = {"literal key": literal, "Secrets Manager": in_secrets_manager}
         timings: dict[tuple[str, str], list[float]] = {(r, k): [] for r in requests for k in keys}
