@@ -16,10 +16,13 @@ End-to-end, over HTTP:
   reached their EventBridge function; `stack.stop()`.
 - `dynamodb = start_dynamodb_local()`: DynamoDB Local (npm package, java) on a free port, then
   `start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name="e2e", state_dir=tmp_path)`.
+- `with stack_on(backend, tmp_path, table_name="e2e") as stack:` either of the two, for `backend` in
+  `BACKENDS` (the end-to-end suites run on both); it checks that the stack stops cleanly.
 - `start_local_stack(tmp_path)`: the same stack in this process (sets the apps' environment until stop()).
 - `workers_of(stack.info["pid"])`: the stack's worker processes; `exited(pid)` waits until one is gone.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -29,7 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -58,6 +61,7 @@ TEST_AUDIENCE = "local-test-audience"
 JWT = JwtAuthorizerSpec("JwtAuthorizer", "authorization")
 
 __all__ = [
+    "BACKENDS",
     "JWT",
     "TEST_AUDIENCE",
     "TEST_ISSUER",
@@ -68,6 +72,7 @@ __all__ = [
     "fake_function",
     "make_issuer",
     "request",
+    "stack_on",
     "start_dynamodb_local",
     "start_local_stack",
     "start_stack_process",
@@ -282,6 +287,27 @@ def start_stack_process(
     extra = ("--state-dir", str(state_dir)) if state_dir is not None else ()
     stack = StackProcess(dynamodb_endpoint=dynamodb_endpoint, table_name=table_name, extra_args=extra, log=log)
     return stack.start(timeout=timeout)
+
+
+BACKENDS = ["moto", "dynamodb-local"]  # the end-to-end suites run once on each
+
+
+@contextlib.contextmanager
+def stack_on(backend: str, state_dir: Path, table_name: str) -> Iterator[StackProcess]:
+    """`python -m local run` with its tables on `backend` (moto, or a DynamoDB Local of its own); it must
+    stop cleanly (exit status 0) when the suite is done."""
+    if backend == "moto":
+        process = start_stack_process(state_dir=state_dir)
+        yield process
+        assert process.stop() == 0
+        return
+    dynamodb = start_dynamodb_local()
+    try:
+        process = start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name=table_name, state_dir=state_dir)
+        yield process
+        assert process.stop() == 0
+    finally:
+        dynamodb.stop()
 
 
 def workers_of(pid: int) -> set[int]:

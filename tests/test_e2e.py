@@ -3,7 +3,6 @@
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,28 +15,17 @@ from core.domain.models import Task
 from local.aws import client
 from local.issuer import LocalIssuer
 from tests.bad_tokens import bad_tokens
-from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process, workers_of
+from tests.local_support import BACKENDS, StackProcess, stack_on, workers_of
 from tests.support import race
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture(scope="module", params=["moto", "dynamodb-local"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    state: Path = tmp_path_factory.mktemp("stack")
-    if request.param == "moto":
-        process = start_stack_process(state_dir=state)
+    with stack_on(request.param, tmp_path_factory.mktemp("stack"), table_name="e2e-tasks") as process:
         yield process
-        assert process.stop() == 0
-        return
-    dynamodb = start_dynamodb_local()
-    try:
-        process = start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name="e2e-tasks", state_dir=state)
-        yield process
-        assert process.stop() == 0
-    finally:
-        dynamodb.stop()
 
 
 @pytest.fixture(scope="module")

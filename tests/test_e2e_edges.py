@@ -8,7 +8,6 @@ problem; without one, a 401 before anything of the request is read.
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 
 from local.aws import client
 from local.issuer import LocalIssuer
-from tests.local_support import StackProcess, start_dynamodb_local, start_stack_process
+from tests.local_support import BACKENDS, StackProcess, stack_on
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -46,21 +45,10 @@ BAD_WRITES: list[tuple[str, str, dict[str, Any], int]] = [
 ]
 
 
-@pytest.fixture(scope="module", params=["moto", "dynamodb-local"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    state: Path = tmp_path_factory.mktemp("edges")
-    if request.param == "moto":
-        process = start_stack_process(state_dir=state)
+    with stack_on(request.param, tmp_path_factory.mktemp("edges"), table_name="edges") as process:
         yield process
-        process.stop()
-        return
-    dynamodb = start_dynamodb_local()
-    try:
-        process = start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name="edges", state_dir=state)
-        yield process
-        process.stop()
-    finally:
-        dynamodb.stop()
 
 
 @pytest.fixture(scope="module")
