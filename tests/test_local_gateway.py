@@ -6,12 +6,15 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from unittest import mock
 
 import pytest
 from awslambdaric.lambda_context import LambdaContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from local.authorizer import AuthorizerError, JwtAuthorizer
 from local.events import InvalidLambdaResponse, RequestIdentity, build_event
@@ -480,18 +483,35 @@ def test_the_server_passes_raw_requests_and_serves_requests_concurrently(signer:
     assert results["slow"] == ({"fastRan": True}, ["a=1", "b=2"])
 
 
-def test_repeated_headers_over_http_are_joined_with_commas_and_every_cookie_is_split_out(handler: FakeHandler) -> None:
-    server = HttpServer(FunctionUrlEmulator(fake_function(handler)), name="test-url").start()
-    try:
-        connection = http.client.HTTPConnection(server.host, server.port, timeout=15)
-        connection.putrequest("GET", "/any")
-        for name, value in [("X-Custom", "one"), ("X-Custom", "two"), ("Cookie", "a=1; b=2"), ("Cookie", "c=3")]:
-            connection.putheader(name, value)
-        connection.endheaders()
-        connection.getresponse().read()
-        connection.close()
-    finally:
-        server.stop()
+HEADER_VALUE = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=","), min_size=1)
+COOKIE_PART = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=',;="\\'), min_size=1)
 
-    assert handler.event["headers"]["x-custom"] == "one,two"
-    assert handler.event["cookies"] == ["a=1", "b=2", "c=3"]
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(HEADER_VALUE, min_size=1, max_size=4),
+    cookie_headers=st.lists(st.lists(st.tuples(COOKIE_PART, COOKIE_PART), min_size=1, max_size=3), max_size=3),
+)
+def test_repeated_headers_over_http_are_joined_with_commas_and_every_cookie_is_split_out(
+    url_server: HttpServer, handler: FakeHandler, values: list[str], cookie_headers: list[list[tuple[str, str]]]
+) -> None:
+    connection = http.client.HTTPConnection(url_server.host, url_server.port, timeout=15)
+    connection.putrequest("GET", "/any")
+    for value in values:
+        connection.putheader("X-Custom", value)
+    for pairs in cookie_headers:
+        connection.putheader("Cookie", "; ".join(f"{name}={value}" for name, value in pairs))
+    connection.endheaders()
+    connection.getresponse().read()
+    connection.close()
+
+    assert handler.event["headers"]["x-custom"] == ",".join(values)
+    assert handler.event.get("cookies", []) == [f"{name}={value}" for pairs in cookie_headers for name, value in pairs]
+    assert "cookie" not in handler.event["headers"]
+
+
+@pytest.fixture
+def url_server(handler: FakeHandler) -> Iterator[HttpServer]:
+    server = HttpServer(FunctionUrlEmulator(fake_function(handler)), name="test-url").start()
+    yield server
+    server.stop()
