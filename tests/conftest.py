@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.aws import MotoServer
 from local.issuer import LocalIssuer, generate_key, issuer_app
 from local.server import HttpServer
 from tests.support import (
@@ -95,3 +96,11 @@ def create(invoke: Invoke) -> Callable[..., dict[str, Any]]:
         return task
 
     return make
+
+
+@pytest.fixture
+def moto_server() -> Iterator[MotoServer]:
+    """The local stack's AWS stand-in on a free port, empty; a test may add gates and observers."""
+    server = MotoServer("127.0.0.1", 0).start()
+    yield server
+    server.stop()

@@ -76,16 +76,12 @@ def test_responses_of_other_services_are_left_alone() -> None:
     assert response.headers.get("access-control-allow-origin") == "*"
 
 
-def test_the_stand_in_sends_the_rules_headers_instead_of_motos() -> None:
-    server = aws.MotoServer("127.0.0.1", 0)
-    server.observers.append(BucketCors(BUCKET, RULES).decorate)
-    server.start()
-    try:
-        aws.client("s3", server.url).create_bucket(Bucket=BUCKET)
-        allowed = requests.get(f"{server.url}/{BUCKET}/a-key", headers={"Origin": "http://docs.test"}, timeout=10)
-        other = requests.get(f"{server.url}/{BUCKET}/a-key", headers={"Origin": "http://evil.test"}, timeout=10)
-    finally:
-        server.stop()
+def test_the_stand_in_sends_the_rules_headers_instead_of_motos(moto_server: aws.MotoServer) -> None:
+    moto_server.observers.append(BucketCors(BUCKET, RULES).decorate)
+    aws.client("s3", moto_server.url).create_bucket(Bucket=BUCKET)
+
+    allowed = requests.get(f"{moto_server.url}/{BUCKET}/a-key", headers={"Origin": "http://docs.test"}, timeout=10)
+    other = requests.get(f"{moto_server.url}/{BUCKET}/a-key", headers={"Origin": "http://evil.test"}, timeout=10)
 
     assert allowed.headers.get("access-control-allow-methods") == "POST, GET"  # moto sends none
     assert not [name for name in other.headers if name.lower().startswith("access-control-")]  # moto echoes any

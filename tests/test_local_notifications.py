@@ -1,7 +1,6 @@
 """S3 uploads reach the functions of the template's EventBridge rules as `Object Created` events, locally too."""
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -96,11 +95,9 @@ def test_only_requests_that_create_an_object_are_noticed() -> None:
 
 
 @pytest.fixture
-def moto() -> Iterator[aws.MotoServer]:
-    server = aws.MotoServer("127.0.0.1", 0).start()
-    aws.create_bucket(aws.client("s3", server.url), Template.load(), BUCKET)
-    yield server
-    server.stop()
+def moto(moto_server: aws.MotoServer) -> aws.MotoServer:
+    aws.create_bucket(aws.client("s3", moto_server.url), Template.load(), BUCKET)
+    return moto_server
 
 
 def test_uploads_reach_the_rule_function_with_s3_event_fields(moto: aws.MotoServer) -> None:

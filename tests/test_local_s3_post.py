@@ -93,22 +93,17 @@ def test_other_requests_are_not_the_gate_s_business() -> None:
     assert refusal(request("POST", "/", headers=[("X-Amz-Target", "DynamoDB_20120810.PutItem")], body=b"{}")) is None
 
 
-def test_the_stand_in_keeps_refused_uploads_out_of_the_bucket() -> None:
-    server = aws.MotoServer("127.0.0.1", 0)
-    server.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
-    server.start()
-    try:
-        s3 = aws.client("s3", server.url)
-        aws.create_bucket(s3, Template.load(), BUCKET)
-        post = s3.generate_presigned_post(BUCKET, KEY, Conditions=[["content-length-range", 5, 5]], ExpiresIn=60)
+def test_the_stand_in_keeps_refused_uploads_out_of_the_bucket(moto_server: aws.MotoServer) -> None:
+    moto_server.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
+    s3 = aws.client("s3", moto_server.url)
+    aws.create_bucket(s3, Template.load(), BUCKET)
+    post = s3.generate_presigned_post(BUCKET, KEY, Conditions=[["content-length-range", 5, 5]], ExpiresIn=60)
 
-        too_big = requests.post(post["url"], data=post["fields"], files={"file": ("a", b"hello!")}, timeout=10)
-        with pytest.raises(ClientError):
-            s3.head_object(Bucket=BUCKET, Key=KEY)
-        fits = requests.post(post["url"], data=post["fields"], files={"file": ("a", b"hello")}, timeout=10)
-        stored = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
-    finally:
-        server.stop()
+    too_big = requests.post(post["url"], data=post["fields"], files={"file": ("a", b"hello!")}, timeout=10)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=BUCKET, Key=KEY)
+    fits = requests.post(post["url"], data=post["fields"], files={"file": ("a", b"hello")}, timeout=10)
+    stored = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
 
     assert (too_big.status_code, "EntityTooLarge" in too_big.text) == (400, True)
     assert (fits.status_code, stored) == (204, b"hello")

@@ -1,7 +1,6 @@
 """Table stream records reach functions as the template's event source mapping delivers them, locally too."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -39,11 +38,9 @@ def test_the_clean_up_mapping_takes_removed_tasks_that_had_attachments_only() ->
 
 
 @pytest.fixture
-def moto() -> Iterator[aws.MotoServer]:
-    server = aws.MotoServer("127.0.0.1", 0).start()
-    aws.create_table(aws.client("dynamodb", server.url), Template.load(), TABLE)
-    yield server
-    server.stop()
+def moto(moto_server: aws.MotoServer) -> aws.MotoServer:
+    aws.create_table(aws.client("dynamodb", moto_server.url), Template.load(), TABLE)
+    return moto_server
 
 
 def test_batches_are_retried_from_their_first_failed_record_then_sent_to_the_on_failure_queue(
