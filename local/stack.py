@@ -103,19 +103,20 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        """Stop everything, promptly: event deliveries first (no new attempt), then the functions (an
+        invocation in flight ends now, not at its function's Timeout), then the servers."""
+        for source in [*self.streams, *([self.events] if self.events else [])]:
+            source.stop()
+        for pool in self.pools.values():
+            pool.stop()
+        self.pools = {}
         for poller in self.streams:
-            poller.stop()
-        self.streams = []
-        if self.events is not None:
-            self.events.stop()
-            self.events = None
+            poller.join()
+        self.streams, self.events = [], None
         for server in reversed(self._servers):
             with suppress(Exception):
                 server.stop()
         self._servers = []
-        for pool in self.pools.values():
-            pool.stop()
-        self.pools = {}
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -87,9 +87,9 @@ class StreamPoller(Deliveries):
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        super().stop()
-        self._thread.join(timeout=10)
+    def join(self, timeout: float = 10) -> None:
+        """Wait for the thread to end, after `stop()` (which only tells it to)."""
+        self._thread.join(timeout)
 
     def drain(self, timeout: float = 30) -> None:
         """Return once two whole passes over the stream found nothing new (everything before was delivered)."""

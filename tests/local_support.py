@@ -295,19 +295,17 @@ BACKENDS = ["moto", "dynamodb-local"]  # the end-to-end suites run once on each
 @contextlib.contextmanager
 def stack_on(backend: str, state_dir: Path, table_name: str) -> Iterator[StackProcess]:
     """`python -m local run` with its tables on `backend` (moto, or a DynamoDB Local of its own); it must
-    stop cleanly (exit status 0) when the suite is done."""
-    if backend == "moto":
-        process = start_stack_process(state_dir=state_dir)
-        yield process
-        assert process.stop() == 0
-        return
-    dynamodb = start_dynamodb_local()
+    stop cleanly (exit status 0, not killed after the stop timeout) when the suite is done."""
+    dynamodb = start_dynamodb_local() if backend == "dynamodb-local" else None
     try:
-        process = start_stack_process(dynamodb_endpoint=dynamodb.endpoint, table_name=table_name, state_dir=state_dir)
+        endpoint = dynamodb.endpoint if dynamodb is not None else None
+        process = start_stack_process(dynamodb_endpoint=endpoint, table_name=table_name, state_dir=state_dir)
         yield process
-        assert process.stop() == 0
+        code = process.stop()
+        assert code == 0, f"the stack did not stop cleanly: exit status {code}"
     finally:
-        dynamodb.stop()
+        if dynamodb is not None:
+            dynamodb.stop()
 
 
 def workers_of(pid: int) -> set[int]:

@@ -70,6 +70,7 @@ def test_batches_are_retried_from_their_first_failed_record_then_sent_to_the_on_
     )
     poller.start().drain(timeout=10)
     poller.stop()
+    poller.join()
 
     # Then each batch of two went once; the failing one again from its failed record, 1 + 2 times in all
     assert calls == [["TASK#a", "TASK#bad"], ["TASK#bad"], ["TASK#bad"], ["TASK#c", "TASK#d"]]
