@@ -1,6 +1,7 @@
 """`python -m local run | token | seed | dynamodb-local` (what `make run`, `make token`, ... call)."""
 
 import argparse
+import faulthandler
 import json
 import os
 import shlex
@@ -23,6 +24,7 @@ from local.template import Template, TemplateError
 BANNER_TOKEN_SECONDS = 12 * 3600
 PORTS = {name: getattr(StackOptions, f"port_{name}") for name in ("api", "export", "url", "issuer", "aws")}
 DOCS_PORT = 3004
+STOP_REPORT_SECONDS = 8
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.ready_json:
             print("\nStopping the local stack...", file=sys.stderr, flush=True)
     finally:
+        faulthandler.dump_traceback_later(STOP_REPORT_SECONDS)  # a stop or an exit that hangs says where
         docs.stop()
         stack.stop()
         if state_file is not None and _state(state_file).get("pid") == os.getpid():

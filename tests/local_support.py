@@ -252,7 +252,7 @@ class StackProcess:
         finally:
             connection.close()
 
-    def stop(self, *, timeout: float = 15) -> int | None:
+    def stop(self, *, timeout: float = 30) -> int | None:
         if self.process is None:
             return None
         if self.process.poll() is None:
