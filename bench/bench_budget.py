@@ -85,7 +85,7 @@ def main() -> None:
         )
 
         services = build_services(backend.settings, backend.dynamodb, lambda: backend.s3)
-        pages = services.tasks.export_pages(USER, ListQuery(tag="rare"))
+        pages = services.tasks.export_pages(USER, ListQuery(filters={"tag": "rare"}))
         per_page = []
         for page in pages:
             per_page.append((reads.take(), len(page.rows)))

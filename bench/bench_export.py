@@ -293,18 +293,15 @@ def per_task_cpu(count: int = 5000, rounds: int = 5) -> dict[str, float]:
     now = "2026-11-26T00:00:00.000000Z"
     tasks = [
         Task(
-            f"01JDX6Z8Q3V5K7M9P1R3T{n:05d}",
-            "bench-user",
-            f"Task number {n}",
-            "Benchmark task with a description of realistic length. " * 2,
-            "pending",
-            "medium",
-            "2030-01-01" if n % 2 else None,
-            ["bench", f"group-{n % 10}"],
-            now,
-            now,
-            None,
-            1,
+            taskId=f"01JDX6Z8Q3V5K7M9P1R3T{n:05d}",
+            userId="bench-user",
+            title=f"Task number {n}",
+            description="Benchmark task with a description of realistic length. " * 2,
+            dueDate="2030-01-01" if n % 2 else None,
+            tags=["bench", f"group-{n % 10}"],
+            createdAt=now,
+            updatedAt=now,
+            version=1,
         )
         for n in range(count)
     ]

@@ -64,7 +64,7 @@ def test_sample_events_succeed_once_their_task_exists(backend: Backend) -> None:
     sub = load_event("get-task")["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
     now = "2026-11-26T15:00:00.000000Z"
     backend.services().repository.create(
-        Task(task_id, sub, "sample", "", "pending", "medium", None, [], now, now, None, 1)
+        Task(taskId=task_id, userId=sub, title="sample", createdAt=now, updatedAt=now, version=1)
     )
 
     for name, status in (("get-task", 200), ("patch-task", 200), ("replace-task", 200), ("create-attachment", 201)):

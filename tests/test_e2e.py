@@ -182,7 +182,7 @@ def repository(stack: StackProcess, request: pytest.FixtureRequest) -> TaskRepos
 
 def test_racing_writers_on_one_version_exactly_one_wins(repository: TaskRepository) -> None:
     now = "2026-11-26T00:00:00.000000Z"
-    task = Task(ids.new_id(), "racer", "race", "", "pending", "medium", None, [], now, now, None, 1)
+    task = Task(taskId=ids.new_id(), userId="racer", title="race", createdAt=now, updatedAt=now, version=1)
     repository.create(task)
     outcomes: list[str] = []
 
@@ -201,7 +201,7 @@ def test_racing_writers_on_one_version_exactly_one_wins(repository: TaskReposito
 
 def test_concurrent_updates_without_if_match_are_never_lost(repository: TaskRepository) -> None:
     now = "2026-11-26T00:00:00.000000Z"
-    task = Task(ids.new_id(), "racer", "race", "", "pending", "medium", None, [], now, now, None, 1)
+    task = Task(taskId=ids.new_id(), userId="racer", title="race", createdAt=now, updatedAt=now, version=1)
     repository.create(task)
     changes: list[dict[str, Any]] = [
         {"description": "d"},
