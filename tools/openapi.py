@@ -1,7 +1,8 @@
 """Generate `openapi.json` (OpenAPI 3.1) from the code: never edited by hand.
 
 Sources: the CRUD function's route table (`tasks.app.operations()`, each route function's docstring as
-its summary), the request body models the routes validate with (`core.http.bodies`), the query rules
+its summary), the field table (`core.domain.models.Task`): the request body models derived from it
+(`core.http.bodies`), its filters as query parameters and the task schema; the listing's own parameters
 (`core.http.query`, `core.domain.listing`), the response shapes (`core.domain.models`,
 `core.http.representations`), the problem types (`core.http.problems`), the export app's routes and
 framings (`streaming.app`, `streaming.framing`) and the local stack's default ports and stage.
