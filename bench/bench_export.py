@@ -40,8 +40,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from core.config import Settings  # noqa: E402 - after the path set-up above
 from core.data.items import deserialize, serialize, task_from_item, task_item, task_json_from_item  # noqa: E402
 from core.data.tasks import _items_as_sent  # noqa: E402
-from core.domain.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.http.bodies import TaskFields  # noqa: E402
+from core.services.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.wiring import build_services, s3_client  # noqa: E402
 from local.aws import table_definition  # noqa: E402
 from local.issuer import LocalIssuer, generate_key  # noqa: E402

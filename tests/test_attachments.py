@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from cleanup.handler import create_handler as create_cleanup_handler
-from core.domain.attachments import clean_file_name, content_disposition
 from core.domain.errors import InvalidInput
+from core.services.attachments import clean_file_name, content_disposition
 from tests.support import ALICE, BOB, BUCKET, TABLE, Backend, HttpResponse, Invoke, lambda_context, load_event
 from uploads.handler import create_handler as create_upload_handler
 

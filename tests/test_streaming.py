@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from core.domain import tasks as service
 from core.domain.models import PUBLIC_FIELDS
+from core.services import tasks as service
 from core.wiring import build_services
 from local.issuer import LocalIssuer
 from streaming.app import create_app

@@ -55,7 +55,7 @@ ERRORS: dict[str, tuple[int, ...]] = {
     "deleteAttachment": (404,),
     "exportTasks": (400,),
 }
-USABLE_FILE_NAME = r"\w[^/\\]*$"  # core.domain.attachments.clean_file_name leaves something of it
+USABLE_FILE_NAME = r"\w[^/\\]*$"  # core.services.attachments.clean_file_name leaves something of it
 IDEMPOTENT_CREATES = ("createTask", "createAttachment")
 CONDITIONAL_WRITES = ("patchTask", "replaceTask", "deleteTask")
 WRITES_WITH_BODY = {"createTask": "TaskFields", "replaceTask": "TaskFields", "patchTask": "TaskPatch"}

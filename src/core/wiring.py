@@ -16,9 +16,9 @@ from core.cursor_keys import SecretsManagerKeys
 from core.data.attachments import AttachmentRecords
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
-from core.domain.attachments import AttachmentService
 from core.domain.cursor import CursorCodec, CursorKeys, FixedKeys
-from core.domain.tasks import TaskService
+from core.services.attachments import AttachmentService
+from core.services.tasks import TaskService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -16,8 +16,8 @@ from aws_lambda_powertools import Logger
 from core.config import ExportSettings
 from core.domain import errors
 from core.domain.cursor import Position
-from core.domain.tasks import ExportPage
 from core.http import problems
+from core.services.tasks import ExportPage
 from streaming.framing import Framing, dumps
 
 logger = Logger()

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.config import Settings
-from core.domain.attachments import AttachmentService
+from core.services.attachments import AttachmentService
 from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 

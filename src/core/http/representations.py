@@ -3,7 +3,7 @@
 from typing import Any, TypedDict
 
 from core.domain import clock
-from core.domain.attachments import Download, Upload
+from core.services.attachments import Download, Upload
 
 
 class UploadGrant(TypedDict):

@@ -8,11 +8,11 @@ from typing import Any
 from core.data.items import task_json_from_item
 from core.data.tasks import TaskRepository
 from core.domain import clock, ids
-from core.domain.attachments import AttachmentService
 from core.domain.cursor import CursorCodec, Position
 from core.domain.errors import ConfigurationError, PreconditionFailed, ServiceUnavailable
 from core.domain.listing import ListQuery
 from core.domain.models import WRITABLE_FIELDS, Task, defaults
+from core.services.attachments import AttachmentService
 
 logger = logging.getLogger(__name__)
 
