@@ -113,21 +113,27 @@ def _reader(
     rows: tuple[TaskField, ...], kinds: dict[Stored, Callable[[Any], Any]]
 ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """Field values from an item: each attribute read as its field is stored; absent, the field's default."""
-    plan = [(row.name, row.attribute, kinds[row.spec.stored], row) for row in rows]
+    plan = [(row.name, row.attribute, kinds[row.spec.stored], _fallback(row)) for row in rows]
 
     def read(item: Mapping[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, attribute, convert, row in plan:
-            value = item.get(attribute)
-            if value is not None:
-                values[name] = convert(value)
-            elif row.required:
-                raise KeyError(attribute)
-            else:
-                values[name] = row.default_value()
-        return values
+        get = item.get
+        return {
+            name: fallback() if (value := get(attribute)) is None else convert(value)
+            for name, attribute, convert, fallback in plan
+        }
 
     return read
+
+
+def _fallback(row: TaskField) -> Callable[[], Any]:
+    """What an absent attribute reads as: the field's default; a required field's absence is a KeyError."""
+    if not row.required:
+        return row.default_value
+
+    def missing() -> Any:
+        raise KeyError(row.attribute)
+
+    return missing
 
 
 _task_values = _reader(TASK_FIELDS, _PLAIN)
