@@ -11,7 +11,7 @@ from core.domain.cursor import CursorCodec
 from core.domain.errors import BadRequest, InvalidCursor, InvalidInput, MalformedBody
 from core.domain.listing import FINGERPRINT_VERSION, ListQuery
 from core.domain.models import LIST_FILTERS
-from core.http.bodies import TaskFields, TaskPatch, parse_body
+from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch, parse_body
 from core.http.etags import version_from_if_match
 from core.http.query import parse_list_query
 
@@ -200,3 +200,16 @@ def test_no_two_listings_share_a_fingerprint(first: dict[str, str], second: dict
     one, other = ListQuery(filters=first), ListQuery(filters=second)
 
     assert (one.fingerprint == other.fingerprint) == (first == second)
+
+
+@pytest.mark.parametrize(
+    ("size", "accepted"), [("529", True), ("529.0", True), ("529.5", False), ("0", False), ("true", False)]
+)
+def test_an_attachment_size_is_any_json_integer_above_zero(size: str, accepted: bool) -> None:
+    # JSON Schema's "integer" is any number without a fraction: 529.0 is one, as the document allows.
+    body = f'{{"fileName": "a.txt", "contentType": "text/plain", "size": {size}}}'
+    if accepted:
+        assert parse_body(AttachmentRequest, body).size == 529
+    else:
+        with pytest.raises(InvalidInput):
+            parse_body(AttachmentRequest, body)

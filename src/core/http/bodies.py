@@ -8,7 +8,16 @@ import dataclasses
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
 
 from core.domain.errors import FieldError, InvalidInput, MalformedBody
 from core.domain.fields import Check, Strip, TaskField
@@ -124,9 +133,14 @@ def _field_error(error: Any) -> FieldError:
     return FieldError(location, message)
 
 
+def _integral(value: Any) -> Any:
+    """A JSON integer written with a fraction of zero (529.0, an integer to JSON Schema) as an int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class AttachmentRequest(_Body):
     """`POST /tasks/{taskId}/attachments`: what the client is about to upload."""
 
     fileName: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     contentType: Annotated[str, StringConstraints(min_length=3, max_length=127)]
-    size: Annotated[int, Field(gt=0)]
+    size: Annotated[int, Field(gt=0), BeforeValidator(_integral)]
