@@ -79,7 +79,12 @@ def schemathesis(
 
 @pytest.mark.parametrize("entry_point", ["api_url", "function_url"])
 def test_the_crud_entry_points_conform_to_the_document(stack: StackProcess, tmp_path: Path, entry_point: str) -> None:
-    run = schemathesis(stack, stack.info[entry_point], tmp_path, "--exclude-path-regex", EXPORT_PATHS)
+    # Without Idempotency-Key: a key the fuzzer reuses replays the first 201, whose task a later step may
+    # have deleted, which ensure_resource_availability takes for a lost write (tests/test_idempotency.py).
+    document = without_parameters(tmp_path, {("header", "Idempotency-Key")})
+    run = schemathesis(
+        stack, stack.info[entry_point], tmp_path, "--exclude-path-regex", EXPORT_PATHS, document=document
+    )
 
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -101,8 +106,8 @@ UNDESCRIBABLE_PARAMETERS = {
 }
 
 
-def without_undescribable_parameters(tmp_path: Path) -> Path:
-    """The document without the parameters whose valid values depend on earlier responses or on each other."""
+def without_parameters(tmp_path: Path, left_out: set[tuple[str, str]]) -> Path:
+    """A copy of the document without the parameters `left_out` ((location, name) pairs)."""
     document = json.loads(DOCUMENT.read_text())
     for item in document["paths"].values():
         for operation in item.values():
@@ -110,7 +115,7 @@ def without_undescribable_parameters(tmp_path: Path) -> Path:
                 operation["parameters"] = [
                     parameter
                     for parameter in operation["parameters"]
-                    if (parameter.get("in"), parameter.get("name")) not in UNDESCRIBABLE_PARAMETERS
+                    if (parameter.get("in"), parameter.get("name")) not in left_out
                 ]
     path = tmp_path / "openapi.json"
     path.write_text(json.dumps(document))
@@ -124,7 +129,7 @@ def test_every_request_the_document_allows_is_accepted(
     stack: StackProcess, tmp_path: Path, entry_point: str, paths: str
 ) -> None:
     """The document is as strict as the API: no request it allows is refused (schemathesis's ST202)."""
-    document = without_undescribable_parameters(tmp_path)
+    document = without_parameters(tmp_path, UNDESCRIBABLE_PARAMETERS)
     phases = ("--phases", "examples,coverage,fuzzing")
     checks = "not_a_server_error,positive_data_acceptance"
     run = schemathesis(
