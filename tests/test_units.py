@@ -1,6 +1,7 @@
 """Models, the cursor codec, query parsing and ids, without AWS."""
 
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from core.domain import clock, ids
 from core.domain.cursor import CursorCodec
 from core.domain.errors import BadRequest, InvalidCursor, InvalidInput, MalformedBody
+from core.domain.fields import task_field
 from core.domain.listing import FINGERPRINT_VERSION, ListQuery
 from core.domain.models import LIST_FILTERS
 from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch, parse_body
@@ -213,3 +215,9 @@ def test_an_attachment_size_is_any_json_integer_above_zero(size: str, accepted: 
     else:
         with pytest.raises(InvalidInput):
             parse_body(AttachmentRequest, body)
+
+
+@pytest.mark.parametrize("declaration", [{"default": None}, {"default": "", "null_clears": True}])
+def test_the_field_table_says_null_clears_exactly_for_fields_whose_default_is_none(declaration: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="null_clears"):
+        task_field(**declaration)

@@ -171,7 +171,10 @@ SPEC = "task-field"
 
 def task_field(*, default: Any = MISSING, default_factory: Callable[[], Any] | None = None, **spec: Any) -> Any:
     """A field of the table: its `default` (or `default_factory`; neither: required) and its `FieldSpec`."""
-    metadata = {SPEC: FieldSpec(**spec)}
+    declared = FieldSpec(**spec)
+    if declared.writable and declared.null_clears != (default is None and default_factory is None):
+        raise TypeError("a writable field is cleared by null (null_clears=True) exactly when its default is None")
+    metadata = {SPEC: declared}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata, kw_only=True)
     return field(default=default, metadata=metadata, kw_only=True)
