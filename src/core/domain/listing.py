@@ -18,7 +18,7 @@ MAX_LIMIT = 100
 # made invalidates every cursor in flight. Change it only with a new version, and keep accepting the old
 # one for the filters it could express (a cursor lives CURSOR_TTL_SECONDS).
 FINGERPRINT_VERSION = "v2"
-# v1 (until 2026-12): the values of these parameters then the sort, joined with "|", None as "".
+# v1, the format before the field table: these parameters' values, then the sort, joined with "|" (None as "").
 V1_FINGERPRINT_PARAMETERS = ("status", "priority", "tag", "dueBefore", "dueAfter")
 
 
