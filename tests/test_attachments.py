@@ -1,7 +1,9 @@
 """Attachments: presigned uploads and downloads, upload confirmation, limits, isolation, cascade."""
 
 import base64
+import io
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -462,3 +464,22 @@ def test_every_owner_has_one_key_that_reads_back_raw_or_encoded(sub: str) -> Non
     assert not set(key) & set("%+ ")
     for encode in REPORTED.values():
         assert parse_reported_key(encode(key)) == (sub, "01JDX6Z8Q3V5K7M9P1R3T5W7Y9", "01JDX70B2C4D6F8H0J2K4M6N8P")
+
+
+def test_a_refused_key_is_logged_as_a_warning_with_the_key(aws: None, notify: Notify) -> None:
+    from uploads.handler import logger
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    try:
+        assert notify("attachments/auth0%7Cabc/01JDX6Z8Q3V5K7M9P1R3T5W7Y9/01JDX70B2C4D6F8H0J2K4M6N8P", 11) == {
+            "outcome": "ignored"
+        }
+    finally:
+        logger._logger.removeHandler(handler)
+
+    [record] = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert record["level"] == "WARNING"
+    assert record["key"] == "attachments/auth0%7Cabc/01JDX6Z8Q3V5K7M9P1R3T5W7Y9/01JDX70B2C4D6F8H0J2K4M6N8P"
