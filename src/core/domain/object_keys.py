@@ -15,14 +15,16 @@ form value and then parse strictly, reads the raw and the encoded report alike. 
 not: the raw key of owner `a%7Cb` is the encoded key of owner `a|b`.)
 """
 
+import re
 import string
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from core.domain import ids
 
 KEY_PREFIX = "attachments/"
 _PLAIN = frozenset(string.ascii_letters + string.digits + "-_")
 _ESCAPE = "~"
+_SEGMENT = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
 
 
 def object_key(owner: str, task_id: str, attachment_id: str) -> str:
@@ -51,26 +53,12 @@ def _escaped(ch: str) -> str:
     return "".join(f"{_ESCAPE}{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
 
 
-def _is_hex(pair: str) -> bool:
-    return all(c in string.hexdigits for c in pair)
-
-
 def _owner_from_segment(segment: str) -> str | None:
     """The owner whose segment this is, or None when no owner's segment is written this way."""
-    raw = bytearray()
-    position = 0
-    while position < len(segment):
-        ch = segment[position]
-        if ch in _PLAIN:
-            raw += ch.encode()
-            position += 1
-        elif ch == _ESCAPE and len(pair := segment[position + 1 : position + 3]) == 2 and _is_hex(pair):
-            raw.append(int(pair, 16))
-            position += 3
-        else:
-            return None
+    if not _SEGMENT.fullmatch(segment):
+        return None
     try:
-        owner = raw.decode("utf-8", "surrogatepass")
+        owner = unquote_to_bytes(segment.replace(_ESCAPE, "%")).decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return None
-    return owner if owner and _owner_segment(owner) == segment else None  # one spelling per owner
+    return owner if _owner_segment(owner) == segment else None  # one spelling per owner
