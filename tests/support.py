@@ -2,7 +2,8 @@
 
 - `Backend`: the CRUD function's settings and AWS clients for one test; `backend.invoke("get-task", ...)`
   calls the real handler, built through `core.wiring.build_services`, with an event from events/;
-- `make_event(...)`: an events/ file changed only where the test says; `HttpResponse`: what came back.
+- `make_event(...)`: an events/ file changed only where the test says; `HttpResponse`: what came back;
+- `IssuerServer`: documents (an OIDC issuer's, say) on a loopback port, counting the requests for each path.
 """
 
 import base64
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +193,32 @@ def race(writers: int, write: Callable[[int], None]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+class IssuerServer:
+    """Serves `documents` (path -> (status, body)) on a loopback port; `hits` counts requests per path."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, tuple[int, bytes]] = {}
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                status, body = server.documents.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()

@@ -28,7 +28,10 @@ def create_handler(attachments: AttachmentService) -> Handler:
         detail = event.detail
         key, size = detail["object"]["key"], int(detail["object"]["size"])
         outcome = attachments.confirm_upload(key, size, detail["object"].get("version-id"))
-        logger.info("upload event handled", extra={"key": key, "size": size, "outcome": outcome})
+        if outcome == "ignored":  # not a key this service made: refused, and nothing is marked or deleted
+            logger.warning("upload event for a key this service did not make", extra={"key": key, "size": size})
+        else:
+            logger.info("upload event handled", extra={"key": key, "size": size, "outcome": outcome})
         metrics.add_metric(name=f"Upload-{outcome}", unit=MetricUnit.Count, value=1)
         return {"outcome": outcome}
 
