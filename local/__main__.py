@@ -45,6 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("DYNAMODB_ENDPOINT") or None,
         help="keep the tables in this DynamoDB (e.g. DynamoDB Local) instead of moto (env DYNAMODB_ENDPOINT)",
     )
+    run.add_argument(
+        "--also-listen",
+        metavar="ADDRESS",
+        default=None,
+        help="serve the JWT issuer and the AWS stand-in on this address too, on the same ports (e.g. Docker's "
+        "bridge, 172.17.0.1 on Linux, for `sam local`'s containers). Whatever reaches ADDRESS reaches them; "
+        "0.0.0.0 would open them to the network. Default: loopback only",
+    )
     run.add_argument("--table-name", default=StackOptions.table_name)
     run.add_argument("--bucket-name", default=StackOptions.bucket_name)
     run.add_argument("--quiet", action="store_true", help="no line per request")
@@ -90,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     options = StackOptions(
         **ports,
         dynamodb_endpoint=args.dynamodb_endpoint,
+        also_listen=args.also_listen,
         issuer_url=args.issuer,
         audience=args.audience,
         table_name=args.table_name,
@@ -147,6 +156,8 @@ def banner(stack: LocalStack, token: str, docs_url: str) -> str:
     body = shlex.quote(json.dumps({"title": "Try the local stack", "priority": "high", "tags": ["demo"]}))
     first_id = shlex.quote('import json,sys; print(json.load(sys.stdin)["items"][0]["taskId"])')
     store = f"DynamoDB {stack.dynamodb_endpoint}" if stack.options.dynamodb_endpoint else "moto"
+    also = stack.options.also_listen
+    exposed = f"\n  ALSO LISTENING     {also} (issuer and AWS stand-in: anything that reaches {also} reaches them)"
     return f"""Serverless Tasks: local stack ready in {stack.started_in or 0:.1f} s
 
   HTTP API           {api}   (routes and JWT authorizer from template.yaml; also {stack.api_stage_url})
@@ -155,7 +166,7 @@ def banner(stack: LocalStack, token: str, docs_url: str) -> str:
   JWT issuer         {stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)
   AWS stand-in       {stack.aws_endpoint}   (moto: S3; tables on {store})
   table / bucket     {stack.table_name} / {stack.bucket_name}
-  API docs           {docs_url}   (Swagger UI, signed in as alice; {docs_url}/openapi.json)
+  API docs           {docs_url}   (Swagger UI, signed in as alice; {docs_url}/openapi.json){exposed if also else ""}
 
 A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import jwt
 from uvicorn.importer import import_from_string
 
 from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
 from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
-from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
+from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, JWKS_PATH, LocalIssuer, issuer_app
 from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
@@ -46,6 +47,9 @@ SRC_DIR = REPO_ROOT / "src"
 @dataclass(frozen=True)
 class StackOptions:
     host: str = "127.0.0.1"
+    # The issuer and the AWS stand-in also listen here (e.g. Docker's bridge address, for `sam local`'s
+    # containers); None: loopback only. Whatever reaches this address reaches them: opt-in only.
+    also_listen: str | None = None
     port_api: int = 3000
     port_export: int = 3001
     port_url: int = 3002
@@ -135,6 +139,12 @@ class LocalStack:
         return self._api.url
 
     @property
+    def local_jwks_url(self) -> str:
+        """Where this stack's own verifiers fetch the issuer's keys: its loopback address, whatever name
+        the issuer has (e.g. http://host.docker.internal:3003, which only containers resolve on Linux)."""
+        return self._issuer_server.url + JWKS_PATH
+
+    @property
     def api_stage_url(self) -> str:
         return self._api.url + self._stage_prefix
 
@@ -147,6 +157,7 @@ class LocalStack:
             "export_url": self.export_url,
             "function_url": self.function_url,
             "issuer_url": self.issuer_url,
+            "also_listen": self.options.also_listen,
             "audience": self.options.audience,
             "key_path": str(self.options.key_path),
             "aws_endpoint": self.aws_endpoint,
@@ -170,6 +181,12 @@ class LocalStack:
         self._export = self._bound(
             AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log)
         )
+        self._issuer_also = self._moto_also = None
+        if o.also_listen:  # the same ports, so one URL naming the host works on both addresses
+            port = self._issuer_server.port
+            self._issuer_also = self._bound(HttpServer(None, o.also_listen, port, name="JWT issuer"))
+            port = self._moto.port
+            self._moto_also = self._bound(HttpServer(self._moto.serve, o.also_listen, port, name="AWS stand-in"))
         self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
         self.dynamodb_endpoint = o.dynamodb_endpoint or self.aws_endpoint
 
@@ -181,10 +198,14 @@ class LocalStack:
         o = self.options
         self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
         self.issuer_url = self.issuer.issuer
-        self._issuer_server.app = issuer_app(self.issuer)
-        self._issuer_server.start()
+        for server in (self._issuer_server, self._issuer_also):
+            if server is not None:
+                server.app = issuer_app(self.issuer)
+                server.start()
         self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
         self._moto.start()
+        if self._moto_also is not None:
+            self._moto_also.start()
         if o.dynamodb_endpoint:
             dynamodb_local.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
         dynamodb, s3 = aws.client("dynamodb", self.dynamodb_endpoint), aws.client("s3", self.aws_endpoint)
@@ -203,7 +224,7 @@ class LocalStack:
         self._local_values = {
             "JWT_ISSUER": self.issuer.issuer,
             "JWT_AUDIENCE": o.audience,
-            "JWKS_URL": self.issuer.jwks_url,
+            "JWKS_URL": self.local_jwks_url,
             "CURSOR_SECRET": cursor_secret(o.state_dir),
             "POWERTOOLS_TRACE_DISABLED": "true",
             **aws.local_aws_environment(dynamodb_endpoint=self.dynamodb_endpoint, s3_endpoint=self.aws_endpoint),
@@ -235,7 +256,8 @@ class LocalStack:
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
         function = self._pool
         routed = sorted({route.function for route in api.routes})
-        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience)
+        keys = jwt.PyJWKClient(self.local_jwks_url, lifespan=300, cooldown_duration=5, timeout=3)
+        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience, keys)
         self._api.app = HttpApiEmulator(api, {name: function(name) for name in routed}, authorizer, log=o.access_log)
         crud = [self.functions[name] for name in routed if self.functions[name].url is not None]
         if len(crud) != 1:
