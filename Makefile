@@ -21,7 +21,7 @@ ENV ?= default
 # ENV=dev is samconfig.toml's [default] section (what a bare `sam deploy` uses).
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
-.PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
+.PHONY: help check-python install tools run token seed samples dynamodb-local test test-unit test-template test-e2e lint format \
 	build validate deploy bench soak clean openapi browser test-browser
 
 help:
@@ -59,6 +59,10 @@ token: install
 
 seed: install
 	$(PY) -m local seed --user $(TOKEN_USER) -n $(N)
+
+# The task and attachment events/ names, for `sam local invoke -e events/...` (README) against `make run`'s table.
+samples: install
+	$(PY) -m local samples
 
 dynamodb-local: install
 	$(PY) -m local dynamodb-local $(ARGS)
