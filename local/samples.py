@@ -1,11 +1,15 @@
 """The task and attachment that the sample events in events/ name, loaded into a local table and bucket.
 
-`make samples` (after `make run`) puts them there, so `sam local invoke -e events/<name>.json` answers as
-the README shows, in its order, on a fresh table. Their ids, owner and sizes are read from the events
-themselves; loading again puts them back as new (version 1, the attachment pending).
+`make samples` (`PYTHONPATH=src python -m local.samples`, after `make run`) puts them there, so
+`sam local invoke -e events/<name>.json` answers as the README shows, in its order, on a fresh table.
+Their ids, owner and sizes are read from the events themselves; loading again puts them back as new
+(version 1, the attachment pending).
 """
 
+import argparse
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +18,9 @@ from core.data.attachments import AttachmentRecords
 from core.data.tasks import TaskRepository
 from core.domain.attachments import object_key
 from core.domain.models import Attachment, Task
-from local import REPO_ROOT
+from local import REPO_ROOT, aws
+from local.stack import DEFAULT_STATE_FILE
+from local.template import Template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -103,3 +109,28 @@ README_ORDER = (
     ("delete-task", "TasksFunction"),  # If-Match version 3: after the replace
     ("task-removed", "TaskCleanupFunction"),  # the table stream's record of that delete
 )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.samples", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-file", default=str(DEFAULT_STATE_FILE), help="the running stack's description")
+    args = parser.parse_args(argv)
+    try:
+        state = json.loads(Path(args.state_file).read_text())
+        os.kill(state["pid"], 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        print("local samples: no running stack found (start it with `make run`)", file=sys.stderr)
+        return 1
+    dynamodb, s3 = aws.client("dynamodb", state["dynamodb_endpoint"]), aws.client("s3", state["aws_endpoint"])
+    max_count = int(Template.load().parameters["AttachmentMaxCount"])
+    loaded = load_samples(dynamodb, state["table_name"], s3, state["bucket_name"], max_count)
+    print(
+        f"loaded task {loaded.task.taskId} and its attachment {loaded.attachment.attachmentId} (pending) "
+        f"of user {loaded.task.userId} into {state['table_name']} and {state['bucket_name']}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

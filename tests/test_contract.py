@@ -1,6 +1,7 @@
 """The template, the handler and events/ agree with each other."""
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -98,6 +99,15 @@ def test_the_sample_events_answer_in_the_readme_order_once_make_samples_loaded_t
     assert loaded == samples()
     removed = load_event("task-removed")["Records"][0]["dynamodb"]["OldImage"]
     assert removed["taskId"]["S"] == loaded.task.taskId and removed["version"]["N"] == "3"
+
+
+def test_the_readme_runs_every_sample_event_in_that_order_after_make_samples() -> None:
+    readme = (EVENTS.parent / "README.md").read_text()
+    section = readme[readme.index("## Try it with `sam local`") :]
+    invoked = re.findall(r"^sam local invoke (\w+) .*-e events/([\w-]+)\.json", section, re.MULTILINE)
+
+    assert [(name, function) for function, name in invoked] == list(README_ORDER)
+    assert section.index("make samples") < section.index("sam local invoke")
 
 
 def test_make_samples_can_load_them_again(backend: Backend) -> None:
