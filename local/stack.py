@@ -57,6 +57,9 @@ class StackOptions:
     port_aws: int = aws.DEFAULT_AWS_PORT
     dynamodb_endpoint: str | None = None  # e.g. DynamoDB Local; None: moto serves the tables too
     issuer_url: str | None = None  # None: http://{host}:{issuer port}
+    # An OpenID provider of your own (Auth0, Okta, Entra, Cognito), trusted as deployed: keys found through
+    # its discovery document, `iss` compared as written (a trailing slash included); no local issuer runs.
+    external_issuer: str | None = None
     audience: str = DEFAULT_AUDIENCE
     table_name: str = "serverless-tasks-local"
     bucket_name: str = "serverless-tasks-local-attachments"
@@ -139,10 +142,11 @@ class LocalStack:
         return self._api.url
 
     @property
-    def local_jwks_url(self) -> str:
-        """Where this stack's own verifiers fetch the issuer's keys: its loopback address, whatever name
-        the issuer has (e.g. http://host.docker.internal:3003, which only containers resolve on Linux)."""
-        return self._issuer_server.url + JWKS_PATH
+    def local_jwks_url(self) -> str | None:
+        """Where this stack's own verifiers fetch the local issuer's keys: its loopback address, whatever name
+        the issuer has (e.g. http://host.docker.internal:3003, which only containers resolve on Linux).
+        None with an external issuer."""
+        return None if self._issuer_server is None else self._issuer_server.url + JWKS_PATH
 
     @property
     def api_stage_url(self) -> str:
@@ -159,7 +163,7 @@ class LocalStack:
             "issuer_url": self.issuer_url,
             "also_listen": self.options.also_listen,
             "audience": self.options.audience,
-            "key_path": str(self.options.key_path),
+            "key_path": str(self.options.key_path) if self.issuer is not None else None,
             "aws_endpoint": self.aws_endpoint,
             "dynamodb_endpoint": self.dynamodb_endpoint,
             "table_name": self.table_name,
@@ -174,7 +178,9 @@ class LocalStack:
     def _bind(self) -> None:
         """Take every port first, so a taken one fails before anything starts."""
         o = self.options
-        self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
+        self._issuer_server = None
+        if not o.external_issuer:
+            self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
         self._moto = self._bound(aws.MotoServer(o.host, o.port_aws))
         self._api = self._bound(HttpServer(None, o.host, o.port_api, name="HTTP API", access_log=o.access_log))
         self._url = self._bound(HttpServer(None, o.host, o.port_url, name="function URL", access_log=o.access_log))
@@ -183,8 +189,9 @@ class LocalStack:
         )
         self._issuer_also = self._moto_also = None
         if o.also_listen:  # the same ports, so one URL naming the host works on both addresses
-            port = self._issuer_server.port
-            self._issuer_also = self._bound(HttpServer(None, o.also_listen, port, name="JWT issuer"))
+            if self._issuer_server is not None:
+                port = self._issuer_server.port
+                self._issuer_also = self._bound(HttpServer(None, o.also_listen, port, name="JWT issuer"))
             port = self._moto.port
             self._moto_also = self._bound(HttpServer(self._moto.serve, o.also_listen, port, name="AWS stand-in"))
         self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
@@ -196,10 +203,14 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         o = self.options
-        self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
-        self.issuer_url = self.issuer.issuer
+        self.issuer: LocalIssuer | None = None  # None with an external issuer: its tokens come from it
+        if self._issuer_server is None:
+            self.issuer_url = str(o.external_issuer)
+        else:
+            self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
+            self.issuer_url = self.issuer.issuer
         for server in (self._issuer_server, self._issuer_also):
-            if server is not None:
+            if server is not None and self.issuer is not None:
                 server.app = issuer_app(self.issuer)
                 server.start()
         self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
@@ -222,9 +233,9 @@ class LocalStack:
         o = self.options
         self.functions = specs.functions(self.template)
         self._local_values = {
-            "JWT_ISSUER": self.issuer.issuer,
+            "JWT_ISSUER": self.issuer_url,
             "JWT_AUDIENCE": o.audience,
-            "JWKS_URL": self.local_jwks_url,
+            "JWKS_URL": self.local_jwks_url,  # None (unset) with an external issuer: discovery, as deployed
             "CURSOR_SECRET": cursor_secret(o.state_dir),
             "POWERTOOLS_TRACE_DISABLED": "true",
             **aws.local_aws_environment(dynamodb_endpoint=self.dynamodb_endpoint, s3_endpoint=self.aws_endpoint),
@@ -256,8 +267,9 @@ class LocalStack:
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
         function = self._pool
         routed = sorted({route.function for route in api.routes})
-        keys = jwt.PyJWKClient(self.local_jwks_url, lifespan=300, cooldown_duration=5, timeout=3)
-        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience, keys)
+        jwks = self.local_jwks_url
+        keys = jwt.PyJWKClient(jwks, lifespan=300, cooldown_duration=5, timeout=3) if jwks else None
+        authorizer = JwtAuthorizer(self.issuer_url, o.audience, keys)
         self._api.app = HttpApiEmulator(api, {name: function(name) for name in routed}, authorizer, log=o.access_log)
         crud = [self.functions[name] for name in routed if self.functions[name].url is not None]
         if len(crud) != 1:
