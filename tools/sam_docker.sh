@@ -83,7 +83,7 @@ image() {
 stand_in() {
   local root=$STATE/rootfs-$ARCH started=$SECONDS
   command -v debootstrap > /dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends debootstrap > /dev/null
+    --no-install-recommends debootstrap >> "$STATE.apt.log" 2>&1
   rm -rf "$root"
   debootstrap --arch="$DEB_ARCH" --variant=minbase --include=python3,ca-certificates trixie "$root" \
     http://deb.debian.org/debian > "$STATE/debootstrap.log" 2>&1 || {
