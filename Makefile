@@ -21,7 +21,7 @@ ENV ?= default
 # ENV=dev is samconfig.toml's [default] section (what a bare `sam deploy` uses).
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
-.PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
+.PHONY: help check-python install tools run token seed samples dynamodb-local test test-unit test-template test-e2e test-sam lint format \
 	build validate deploy bench soak clean openapi browser test-browser
 
 help:
@@ -60,13 +60,17 @@ token: install
 seed: install
 	$(PY) -m local seed --user $(TOKEN_USER) -n $(N)
 
+# The task and attachment events/ names, for `sam local invoke -e events/...` (README) against `make run`'s table.
+samples: install
+	PYTHONPATH=src $(PY) -m local.samples
+
 dynamodb-local: install
 	$(PY) -m local dynamodb-local $(ARGS)
 
 test: lint test-unit test-template test-e2e test-browser
 
 test-unit: install
-	$(PY) -m pytest -m "not template and not e2e and not browser"
+	$(PY) -m pytest -m "not template and not e2e and not browser and not sam"
 
 test-template: install tools
 	$(PY) -m pytest -m template
@@ -76,6 +80,11 @@ test-e2e: install
 
 test-browser: install browser
 	$(PY) -m pytest -m browser
+
+# SAM CLI's `sam local invoke` and `start-api` for real, in Docker (README, "Try it with sam local"). Skips,
+# saying so, where Docker is not running and cannot be started; as root it starts Debian's docker.io itself.
+test-sam: install tools
+	bash tools/test_sam.sh
 
 # Headless Chromium and its driver from Debian (the browser tests never download a browser).
 browser:

@@ -18,6 +18,7 @@ Modules:
     issuer            a local JWT issuer and its JWKS endpoint
     stack             LocalStack: everything above, in this process, on loopback ports
     seed              realistic demo tasks through the public API
+    samples           the task and attachment events/ names (`make samples`, for `sam local invoke`)
 """
 
 import os

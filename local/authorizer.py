@@ -40,7 +40,7 @@ class JwtAuthorizer:
 
     def __init__(self, issuer: str, audience: str, keys: jwt.PyJWKClient | None = None):
         """`keys`: where the signing keys come from (None: discovered from the issuer on first use)."""
-        self.issuer = issuer.rstrip("/")
+        self.issuer = issuer  # compared with `iss` as written, as API Gateway does (a trailing slash counts)
         self.audience = audience
         self._keys = keys
 

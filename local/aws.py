@@ -60,9 +60,9 @@ class MotoServer:
         self.gates: list[Callable[[Request], Response | None]] = []
         self.observers: list[Callable[[Request, Response], None]] = []
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = HttpServer(self._serve, host, port, name="AWS stand-in (moto)")
+        self._server = HttpServer(self.serve, host, port, name="AWS stand-in (moto)")
 
-    def _serve(self, request: Request) -> Response:
+    def serve(self, request: Request) -> Response:
         body = request.get_data()  # read for the gates and observers, then again by moto:
         request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         refused = next((response for gate in self.gates if (response := gate(request)) is not None), None)
@@ -76,6 +76,10 @@ class MotoServer:
     @property
     def url(self) -> str:
         return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     def start(self) -> "MotoServer":
         self._server.start()

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import jwt
 from uvicorn.importer import import_from_string
 
 from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
 from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
-from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
+from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, JWKS_PATH, LocalIssuer, issuer_app
 from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
@@ -46,6 +47,9 @@ SRC_DIR = REPO_ROOT / "src"
 @dataclass(frozen=True)
 class StackOptions:
     host: str = "127.0.0.1"
+    # The issuer and the AWS stand-in also listen here (e.g. Docker's bridge address, for `sam local`'s
+    # containers); None: loopback only. Whatever reaches this address reaches them: opt-in only.
+    also_listen: str | None = None
     port_api: int = 3000
     port_export: int = 3001
     port_url: int = 3002
@@ -53,6 +57,9 @@ class StackOptions:
     port_aws: int = aws.DEFAULT_AWS_PORT
     dynamodb_endpoint: str | None = None  # e.g. DynamoDB Local; None: moto serves the tables too
     issuer_url: str | None = None  # None: http://{host}:{issuer port}
+    # An OpenID provider of your own (Auth0, Okta, Entra, Cognito), trusted as deployed: keys found through
+    # its discovery document, `iss` compared as written (a trailing slash included); no local issuer runs.
+    external_issuer: str | None = None
     audience: str = DEFAULT_AUDIENCE
     table_name: str = "serverless-tasks-local"
     bucket_name: str = "serverless-tasks-local-attachments"
@@ -135,6 +142,13 @@ class LocalStack:
         return self._api.url
 
     @property
+    def local_jwks_url(self) -> str | None:
+        """Where this stack's own verifiers fetch the local issuer's keys: its loopback address, whatever name
+        the issuer has (e.g. http://host.docker.internal:3003, which only containers resolve on Linux).
+        None with an external issuer."""
+        return None if self._issuer_server is None else self._issuer_server.url + JWKS_PATH
+
+    @property
     def api_stage_url(self) -> str:
         return self._api.url + self._stage_prefix
 
@@ -147,8 +161,9 @@ class LocalStack:
             "export_url": self.export_url,
             "function_url": self.function_url,
             "issuer_url": self.issuer_url,
+            "also_listen": self.options.also_listen,
             "audience": self.options.audience,
-            "key_path": str(self.options.key_path),
+            "key_path": str(self.options.key_path) if self.issuer is not None else None,
             "aws_endpoint": self.aws_endpoint,
             "dynamodb_endpoint": self.dynamodb_endpoint,
             "table_name": self.table_name,
@@ -163,13 +178,22 @@ class LocalStack:
     def _bind(self) -> None:
         """Take every port first, so a taken one fails before anything starts."""
         o = self.options
-        self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
+        self._issuer_server = None
+        if not o.external_issuer:
+            self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
         self._moto = self._bound(aws.MotoServer(o.host, o.port_aws))
         self._api = self._bound(HttpServer(None, o.host, o.port_api, name="HTTP API", access_log=o.access_log))
         self._url = self._bound(HttpServer(None, o.host, o.port_url, name="function URL", access_log=o.access_log))
         self._export = self._bound(
             AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log)
         )
+        self._issuer_also = self._moto_also = None
+        if o.also_listen:  # the same ports, so one URL naming the host works on both addresses
+            if self._issuer_server is not None:
+                port = self._issuer_server.port
+                self._issuer_also = self._bound(HttpServer(None, o.also_listen, port, name="JWT issuer"))
+            port = self._moto.port
+            self._moto_also = self._bound(HttpServer(self._moto.serve, o.also_listen, port, name="AWS stand-in"))
         self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
         self.dynamodb_endpoint = o.dynamodb_endpoint or self.aws_endpoint
 
@@ -179,12 +203,20 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         o = self.options
-        self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
-        self.issuer_url = self.issuer.issuer
-        self._issuer_server.app = issuer_app(self.issuer)
-        self._issuer_server.start()
+        self.issuer: LocalIssuer | None = None  # None with an external issuer: its tokens come from it
+        if self._issuer_server is None:
+            self.issuer_url = str(o.external_issuer)
+        else:
+            self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
+            self.issuer_url = self.issuer.issuer
+        for server in (self._issuer_server, self._issuer_also):
+            if server is not None and self.issuer is not None:
+                server.app = issuer_app(self.issuer)
+                server.start()
         self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
         self._moto.start()
+        if self._moto_also is not None:
+            self._moto_also.start()
         if o.dynamodb_endpoint:
             dynamodb_local.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
         dynamodb, s3 = aws.client("dynamodb", self.dynamodb_endpoint), aws.client("s3", self.aws_endpoint)
@@ -201,9 +233,9 @@ class LocalStack:
         o = self.options
         self.functions = specs.functions(self.template)
         self._local_values = {
-            "JWT_ISSUER": self.issuer.issuer,
+            "JWT_ISSUER": self.issuer_url,
             "JWT_AUDIENCE": o.audience,
-            "JWKS_URL": self.issuer.jwks_url,
+            "JWKS_URL": self.local_jwks_url,  # None (unset) with an external issuer: discovery, as deployed
             "CURSOR_SECRET": cursor_secret(o.state_dir),
             "POWERTOOLS_TRACE_DISABLED": "true",
             **aws.local_aws_environment(dynamodb_endpoint=self.dynamodb_endpoint, s3_endpoint=self.aws_endpoint),
@@ -235,7 +267,9 @@ class LocalStack:
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
         function = self._pool
         routed = sorted({route.function for route in api.routes})
-        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience)
+        jwks = self.local_jwks_url
+        keys = jwt.PyJWKClient(jwks, lifespan=300, cooldown_duration=5, timeout=3) if jwks else None
+        authorizer = JwtAuthorizer(self.issuer_url, o.audience, keys)
         self._api.app = HttpApiEmulator(api, {name: function(name) for name in routed}, authorizer, log=o.access_log)
         crud = [self.functions[name] for name in routed if self.functions[name].url is not None]
         if len(crud) != 1:

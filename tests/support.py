@@ -222,3 +222,21 @@ class IssuerServer:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+# What each sample event gives, run in the README's order (local.samples.README_ORDER) after `make samples`:
+# an HTTP status, or the function's whole result.
+SAMPLE_RESULTS: dict[str, int | dict[str, Any]] = {
+    "create-task": 201,
+    "list-tasks": 200,
+    "get-task": 200,
+    "patch-task": 200,
+    "replace-task": 200,
+    "create-attachment": 201,
+    "list-attachments": 200,
+    "upload-event": {"outcome": "available"},
+    "get-attachment": 200,
+    "delete-attachment": 204,
+    "delete-task": 204,
+    "task-removed": {"batchItemFailures": []},
+}
