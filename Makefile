@@ -109,10 +109,15 @@ build: tools install
 deploy: build
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV)
 
-# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket and CloudFormation role.
+# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket, CloudFormation role and
+# permissions boundary (its CloudFormation role creates no role without it). --parameter-overrides replaces the
+# samconfig.toml section's, so they are passed again with it.
 ci-deploy: build
+	@test -n "$$PERMISSIONS_BOUNDARY_ARN" || { echo "PERMISSIONS_BOUNDARY_ARN is empty: set it to the bootstrap stack's PermissionsBoundaryArn" >&2; exit 1; }
+	overrides="$$($(PY) -m tools.stack_outputs parameter-overrides $(ENV))" && \
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
-		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
+		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar \
+		--parameter-overrides "$$overrides PermissionsBoundary=$$PERMISSIONS_BOUNDARY_ARN"
 
 .PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy bench-cursor-key
 

@@ -1,7 +1,7 @@
 """The pipeline cannot be turned against prod (pipeline/bootstrap.yaml), decided by local/iam.py, the policy
 evaluation the functions' roles are tested with.
 
-The worst case is the one the README used to set up: dev and prod bootstrapped side by side in one
+The worst case is the single-account set-up the README describes: dev and prod bootstrapped side by side in one
 account. Each stage's bootstrap is resolved with concrete values (account, region, its AppStackName and
 GitHub environment, its boundary's ARN), and the requests below carry the condition keys AWS puts in
 their context: the target's tags (aws:ResourceTag), the tags a create or tag call sets (aws:RequestTag,
@@ -10,6 +10,10 @@ aws:TagKeys), the boundary a role gets or has (iam:PermissionsBoundary), the ser
 """
 
 import json
+import os
+import shlex
+import subprocess
+import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,7 +27,7 @@ from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LOCAL_STACK_NAME
 from local.iam import Decision, as_list, evaluate, matches
 from local.roles import roles, transformed
 from local.template import FUNCTION, Template, Unresolved, load_yaml, require_resolved
-from tools.stack_outputs import stack_for
+from tools.stack_outputs import parameter_overrides, stack_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = ROOT / "pipeline" / "bootstrap.yaml"
@@ -463,3 +467,51 @@ def test_actions_without_a_resource_type_are_granted_on_any_resource() -> None:
                 if not reference[service]["Actions"][name.lower()].get("Resources"):
                     unmatchable.append((stage.environment, statement.get("Sid"), action))
     assert unmatchable == []
+
+
+# --- the pipeline passes the boundary, and the stage tag the roles scope by ----------------------------
+
+
+def ci_deploy(env: str, boundary: str) -> subprocess.CompletedProcess[str]:
+    """`make ci-deploy` with `echo` for sam: the deploy command the pipeline runs (the build left out)."""
+    variables = {"PERMISSIONS_BOUNDARY_ARN": boundary, "ARTIFACTS_BUCKET": "bucket", "CLOUDFORMATION_ROLE_ARN": "role"}
+    return subprocess.run(
+        ["make", "-s", "ci-deploy", f"ENV={env}", "SAM_BIN=echo", "-o", "build"],
+        cwd=ROOT,
+        env={**os.environ, **variables},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.environment)
+def test_the_pipeline_deploys_with_its_bootstraps_boundary_and_the_samconfig_parameters(stage: Stage) -> None:
+    deployed = ci_deploy(stage.environment, stage.boundary)
+    assert deployed.returncode == 0, deployed.stderr
+    overrides = parameter_overrides(stage.environment)
+    assert deployed.stdout.rstrip().endswith(f"--parameter-overrides {overrides} PermissionsBoundary={stage.boundary}")
+    refused = ci_deploy(stage.environment, "")
+    assert refused.returncode != 0 and "PERMISSIONS_BOUNDARY_ARN" in refused.stderr
+    assert "deploy" not in refused.stdout
+
+
+def test_every_deploy_job_gets_the_boundary_from_its_environment() -> None:
+    assert load_yaml(BOOTSTRAP)["Outputs"]["PermissionsBoundaryArn"]["Value"] == {"Ref": "PermissionsBoundary"}
+    jobs = load_yaml(ROOT / ".github" / "workflows" / "pipeline.yml")["jobs"]
+    deploys = [step for job in jobs.values() for step in job["steps"] if "make ci-deploy" in step.get("run", "")]
+    assert len(deploys) == len(STAGES)
+    for step in deploys:
+        assert step["env"]["PERMISSIONS_BOUNDARY_ARN"] == "${{ vars.PERMISSIONS_BOUNDARY_ARN }}"
+
+
+def test_each_samconfig_stack_is_tagged_with_its_stage() -> None:
+    """The tag the bootstrap's roles reach the stack's KMS key by (CloudFormation puts stack tags on it)."""
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    for name, section in config.items():
+        if isinstance(section, dict):
+            deploy = section["deploy"]["parameters"]
+            stage = dict(pair.split("=", 1) for pair in shlex.split(deploy["parameter_overrides"]))["StageName"]
+            stack_tags = dict(pair.split("=", 1) for pair in shlex.split(deploy["tags"]))
+            assert stack_tags["stage"] == stage, name
