@@ -515,3 +515,10 @@ def test_each_samconfig_stack_is_tagged_with_its_stage() -> None:
             stage = dict(pair.split("=", 1) for pair in shlex.split(deploy["parameter_overrides"]))["StageName"]
             stack_tags = dict(pair.split("=", 1) for pair in shlex.split(deploy["tags"]))
             assert stack_tags["stage"] == stage, name
+
+
+def test_the_stacks_pool_carries_the_stage_tag_the_pipeline_scopes_by() -> None:
+    template = load_yaml(TEMPLATE)
+    assert template["Resources"]["UserPool"]["Properties"]["UserPoolTags"] == {"stage": {"Ref": "StageName"}}
+    stages = load_yaml(BOOTSTRAP)["Parameters"]["GitHubEnvironment"]["AllowedValues"]
+    assert stages == template["Parameters"]["StageName"]["AllowedValues"]  # a bootstrap for every stage
