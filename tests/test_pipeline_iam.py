@@ -294,17 +294,35 @@ def other_stages(resource: str, stage: Stage, other: Stage) -> str:
 # Names that are not a stage's by construction: AWS's own (the SAM transform, the Web Adapter layer,
 # CodeDeploy's deployment configurations, service-linked roles) and the bootstrap's own artifacts bucket.
 SHARED = ("aws:transform/", ":753240598075:layer:", ":deploymentconfig:", "role/aws-service-role/", "artifactsbucket")
-# What one account cannot separate (README, "The pipeline": one account per stage closes both). HTTP APIs
-# have random ids, and their routes, integrations and stages take no tags of their own (nor inherit the
-# API's for access control, unlike REST APIs'). A stream mapping's id is random too, and its tag calls
-# take no lambda:FunctionArn; what it invokes and reads is scoped (test above, and the boundary).
-ONE_ACCOUNT_GAPS = {":apigateway:": "*", ":event-source-mapping:": "lambda:*Tag*"}
+# What one account cannot separate (README, "The pipeline": one account per stage closes these), as
+# (resource, action) patterns. HTTP APIs have random ids, and their routes, integrations and stages take
+# no tags of their own (nor inherit the API's for access control, unlike REST APIs'). A stream mapping's
+# id is random too, and its tag calls take no lambda:FunctionArn (what it invokes is scoped, test above).
+# CodeDeploy's StopDeployment and CloudWatch Logs' delivery, resource and index policies have no resource
+# type: they are the account's.
+ONE_ACCOUNT_GAPS = (
+    ("arn:aws:apigateway:*", "apigateway:*"),
+    ("arn:aws:lambda:*:event-source-mapping:*", "lambda:*Tag*"),
+    ("*", "codedeploy:StopDeployment"),
+    ("*", "logs:*LogDelivery"),
+    ("*", "logs:*ResourcePolicy"),
+    ("*", "logs:*IndexPolicy"),
+)
 READS = ("Get", "List", "Describe")
 
 
+def one_account_gap(pattern: str, action: str) -> bool:
+    return any(
+        (pattern == resource or (resource != "*" and matches(resource, pattern)))
+        and matches(actions, action, case_sensitive=False)
+        for resource, actions in ONE_ACCOUNT_GAPS
+    )
+
+
 def test_nothing_the_dev_cloudformation_role_may_change_is_prods() -> None:
-    """Every Allow of dev's CloudFormation role on a resource of its stage, replayed on prod's resource of
-    the same name (with prod's tags, boundary and function in the context): no change is allowed."""
+    """Every change dev's CloudFormation role may make on a resource of its stage, replayed on prod's
+    resource of the same name, and every one it may make on any resource (`*`: creations, mappings),
+    replayed with prod's tags, boundary and function in the context: none is allowed."""
     context = {
         **PROD.tagged,
         **tags(stage="prod"),
@@ -314,19 +332,13 @@ def test_nothing_the_dev_cloudformation_role_may_change_is_prods() -> None:
     }
     reached = []
     for policy in role_policies(DEV, "CloudFormationRole"):
-        for statement in policy["Statement"]:
-            resources, actions = as_list(statement["Resource"]), as_list(statement["Action"])
-            if statement["Effect"] != "Allow" or resources == ["*"]:
-                continue
-            for pattern in resources:
+        for statement in (s for s in policy["Statement"] if s["Effect"] == "Allow"):
+            for pattern in as_list(statement["Resource"]):
                 if any(marker in pattern for marker in SHARED):
                     continue
-                target = other_stages(pattern, DEV, PROD)
-                for action in actions:
-                    gap = any(
-                        m in pattern and matches(a, action, case_sensitive=False) for m, a in ONE_ACCOUNT_GAPS.items()
-                    )
-                    if gap or action.split(":")[1].startswith(READS):
+                target = other_stages(pattern, DEV, PROD) if pattern != "*" else "*"
+                for action in as_list(statement["Action"]):
+                    if action.split(":")[1].startswith(READS) or one_account_gap(pattern, action):
                         continue
                     if cloudformation(DEV, action, target, **context) is ALLOWED:
                         reached.append((action, target))
