@@ -490,7 +490,7 @@ def ci_deploy(env: str, boundary: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", "-s", "ci-deploy", f"ENV={env}", "SAM_BIN=echo", "-o", "build"],
         cwd=ROOT,
-        env={**os.environ, **variables},
+        env={**{k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}, **variables},
         capture_output=True,
         text=True,
         check=False,
