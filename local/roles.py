@@ -137,26 +137,33 @@ def local_references(
     return names, attributes
 
 
-def roles(
+def expanded(
     template: Template,
     *,
     document: Mapping[str, Any] | None = None,
     stream_arns: Mapping[str, str] | None = None,
     secret_arns: Mapping[str, str] | None = None,
-) -> dict[str, Role]:
-    """Every function's role, resolved locally. `template` (the raw one) gives the parameters and local
-    names; `document` is its SAM transform (`transformed(template path)` by default)."""
+) -> Template:
+    """The SAM transform of `template` (`transformed(its path)` unless `document` is given), resolving with
+    the parameters and local names of `template` (the raw one), and the local ARNs of its resources."""
     names, attributes = local_references(template, stream_arns=stream_arns, secret_arns=secret_arns)
-    expanded = Template(
-        document if document is not None else transformed(_path_of(template)),
-        parameters={name: _text(value) for name, value in template.parameters.items()},
-        resource_names=names,
-        attributes=attributes,
-    )
+    parameters = {name: _text(value) for name, value in template.parameters.items()}
+    result = Template(document if document is not None else transformed(_path_of(template)), parameters=parameters)
+    for rule in result.logical_ids("AWS::Events::Rule"):
+        name = result.properties(rule, "AWS::Events::Rule")["Name"]
+        attributes[rule] = {"Arn": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{name}"}
+    result.resource_names.update(names)
+    result.attributes.update(attributes)
+    return result
+
+
+def roles(template: Template, **references: Any) -> dict[str, Role]:
+    """Every function's role, resolved locally (`references`: what `expanded` takes)."""
+    resolved = expanded(template, **references)
     found = {}
     for function in template.logical_ids(FUNCTION):
         role_id = f"{function}Role"
-        properties = expanded.properties(role_id, "AWS::IAM::Role")
+        properties = resolved.properties(role_id, "AWS::IAM::Role")
         managed = tuple(properties.get("ManagedPolicyArns") or [])
         unknown = set(managed) - set(MANAGED_POLICIES)
         if unknown:
