@@ -67,6 +67,16 @@ class Authorization:
     context: Mapping[str, ContextValue]
 
 
+@dataclass(frozen=True)
+class Use:
+    """A request of a function's that its role allowed."""
+
+    function: str
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...]  # the condition keys of the request
+
+
 class Unmapped(Exception):
     """A request this module does not know the IAM actions of."""
 
@@ -77,7 +87,7 @@ class IamGate:
     def __init__(self, roles: Mapping[str, Role], admin_keys: Iterable[str]):
         self.roles = dict(roles)
         self.admin_keys = set(admin_keys)
-        self.used: set[tuple[str, str, str]] = set()  # (function, action, resource) allowed so far
+        self.used: set[Use] = set()  # what each function was allowed so far
         self.denied: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
@@ -115,8 +125,12 @@ class IamGate:
                     "policy allows the action",
                 )
         with self._lock:
-            self.used.update((role.function, need.action, need.resource) for need in needed)
+            self.used.update(Use(role.function, n.action, n.resource, _frozen(n.context)) for n in needed)
         return None
+
+
+def _frozen(context: Mapping[str, ContextValue]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((key, ",".join(value) if isinstance(value, list) else value) for key, value in context.items()))
 
 
 def access_key_of(request: Request) -> str | None:
