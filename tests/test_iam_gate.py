@@ -134,7 +134,7 @@ def test_object_grants_cover_objects_under_their_prefix_only(stand_in: tuple[Mot
     denied(lambda: s3.get_object(Bucket=BUCKET, Key="attachments/u1/t1/a1"), "AccessDenied")  # a bucket grant
 
 
-def test_deleting_versions_needs_delete_object_version_for_each(stand_in: tuple[MotoServer, IamGate]) -> None:
+def test_deleting_versions_needs_both_delete_actions_for_each(stand_in: tuple[MotoServer, IamGate]) -> None:
     server, gate = stand_in
     version = aws.client("s3", server.url).put_object(Bucket=BUCKET, Key="attachments/k", Body=b"x")["VersionId"]
     gate.roles["TaskCleanupFunction"] = role("TaskCleanupFunction", allow("s3:DeleteObject", OBJECTS))
@@ -143,6 +143,13 @@ def test_deleting_versions_needs_delete_object_version_for_each(stand_in: tuple[
     denied(lambda: s3.delete_objects(Bucket=BUCKET, Delete=versions), "AccessDenied")
     denied(lambda: s3.delete_object(Bucket=BUCKET, Key="attachments/k", VersionId=version), "AccessDenied")
     s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "attachments/k"}], "Quiet": True})
+    # "you must always have the s3:DeleteObject permission" (S3 API reference): the version grant alone fails
+    gate.roles["TaskCleanupFunction"] = role("TaskCleanupFunction", allow("s3:DeleteObjectVersion", OBJECTS))
+    denied(lambda: s3.delete_objects(Bucket=BUCKET, Delete=versions), "AccessDenied")
+    gate.roles["TaskCleanupFunction"] = role(
+        "TaskCleanupFunction", allow(["s3:DeleteObject", "s3:DeleteObjectVersion"], OBJECTS)
+    )
+    s3.delete_objects(Bucket=BUCKET, Delete=versions)
 
 
 def test_presigned_requests_are_authorized_as_the_function_that_signed_them(

@@ -11,23 +11,18 @@ The AWS managed policies SAM attaches (logs and X-Ray, for the Lambda platform) 
 """
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from local.iam import Decision, evaluate, evaluate_resource_policy, matches
-from local.roles import MANAGED_POLICIES, Role, expanded, roles
-from local.template import FUNCTION, Template
+from local.roles import MANAGED_POLICIES, Role, event_source_needs, expanded, function_named, roles
+from local.template import Template
 
 pytestmark = pytest.mark.template
 
 NAMES = {"TasksTable": "tasks", "AttachmentsBucket": "attachments"}
-DDB_STREAM_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-eventsourcemapping.html"
-DDB_STREAM_ROLE_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html#events-dynamodb-permissions"
-ON_FAILURE_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html"
-DLQ_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq"
 EVENTBRIDGE_PAGE = (
     "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-lambda-permissions"
 )
@@ -61,17 +56,6 @@ UNKNOWN_SOURCE_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class Need:
-    """What one event source needs: the role to allow `action` on `resource`, documented at `page`."""
-
-    source: str
-    function: str
-    action: str
-    resource: str
-    page: str
-
-
 @pytest.fixture(scope="module")
 def template() -> Template:
     return Template.load(resource_names=NAMES)
@@ -89,59 +73,12 @@ def function_roles(template: Template) -> dict[str, Role]:
     return roles(template)
 
 
-def function_of(resolved: Template, reference: Any) -> str:
-    """The function logical id a `Ref` (function, alias or version) or `Fn::GetAtt [X, Arn]` names."""
-    logical_id = reference.get("Ref") if isinstance(reference, dict) else None
-    if logical_id is None and isinstance(reference, dict) and "Fn::GetAtt" in reference:
-        logical_id = reference["Fn::GetAtt"][0]
-    body = resolved.resources.get(str(logical_id)) or {}
-    if body.get("Type") in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
-        return function_of(resolved, body["Properties"]["FunctionName"])
-    assert body.get("Type") == "AWS::Lambda::Function", f"{reference!r} names no function"
-    return str(logical_id)
-
-
-def role_needs(resolved: Template) -> list[Need]:
-    """What the event sources of the template need of the functions' roles, by source type."""
-    needs = []
-    for name in resolved.logical_ids("AWS::Lambda::EventSourceMapping"):
-        properties = resolved.properties(name, "AWS::Lambda::EventSourceMapping")
-        raw = resolved.resources[name]["Properties"]
-        function = function_of(resolved, raw["FunctionName"])
-        source = str(properties["EventSourceArn"])
-        if not matches("arn:aws:dynamodb:*:*:table/*/stream/*", source):
-            pytest.fail(f"{name}: event source {source} is of a type with no documented requirements here")
-        # DYNAMODB stream: "DescribeStream, GetRecords, GetShardIterator, ListStreams" (DDB_STREAM_ROLE_PAGE)
-        for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"):
-            needs.append(Need(name, function, f"dynamodb:{action}", source, DDB_STREAM_ROLE_PAGE))
-        destination = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        if destination:
-            needs.append(Need(name, function, _send_action(name, str(destination)), str(destination), ON_FAILURE_PAGE))
-    for function in resolved.logical_ids(FUNCTION.replace("Serverless", "Lambda")):
-        target = (resolved.properties(function, "AWS::Lambda::Function").get("DeadLetterConfig") or {}).get("TargetArn")
-        if target:
-            needs.append(
-                Need(
-                    f"{function}.DeadLetterConfig", function, _send_action(function, str(target)), str(target), DLQ_PAGE
-                )
-            )
-    return needs
-
-
-def _send_action(where: str, arn: str) -> str:
-    if arn.startswith("arn:aws:sqs:"):
-        return "sqs:SendMessage"
-    if arn.startswith("arn:aws:sns:"):
-        return "sns:Publish"
-    pytest.fail(f"{where}: destination {arn} is of a type with no documented requirements here")
-
-
 def invoke_permissions(resolved: Template) -> list[dict[str, Any]]:
     """Every AWS::Lambda::Permission, resolved, with `Function` (the logical id it lets invoke)."""
     found = []
     for name in resolved.logical_ids("AWS::Lambda::Permission"):
         properties = resolved.properties(name, "AWS::Lambda::Permission")
-        function = function_of(resolved, resolved.resources[name]["Properties"]["FunctionName"])
+        function = function_named(resolved, resolved.resources[name]["Properties"]["FunctionName"])
         found.append({**properties, "Function": function, "LogicalId": name})
     return found
 
@@ -185,7 +122,7 @@ def _bucket_notifies_lambda(resolved: Template, bucket: str) -> bool:
 
 
 def test_each_role_grants_what_its_event_sources_need(resolved: Template, function_roles: dict[str, Role]) -> None:
-    needs = role_needs(resolved)
+    needs = event_source_needs(resolved)
     assert any(need.action == "dynamodb:GetRecords" for need in needs), "the table stream mapping was not found"
     missing = [
         need
@@ -199,7 +136,7 @@ def test_each_role_grants_what_its_event_sources_need(resolved: Template, functi
 
 def test_a_stream_grant_on_the_table_alone_would_not_do(resolved: Template, function_roles: dict[str, Role]) -> None:
     """The stream has an ARN of its own: a grant on the table ARN does not cover it (a guard of the check)."""
-    for need in [n for n in role_needs(resolved) if n.action == "dynamodb:GetRecords"]:
+    for need in [n for n in event_source_needs(resolved) if n.action == "dynamodb:GetRecords"]:
         table_only = {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": need.action, "Resource": need.resource.split("/stream/")[0]}],
@@ -223,7 +160,7 @@ def test_eventbridge_rules_may_invoke_their_targets_and_reach_their_dead_letter_
             resolved.properties(rule, "AWS::Events::Rule")["Targets"],
             strict=True,
         ):
-            function = function_of(resolved, raw_target["Arn"])
+            function = function_named(resolved, raw_target["Arn"])
             assert permitted(permissions, function, "events.amazonaws.com", "lambda:InvokeFunction", rule_arn), (
                 rule,
                 EVENTBRIDGE_PAGE,
@@ -261,7 +198,7 @@ def test_secrets_manager_may_invoke_the_rotation_function(resolved: Template) ->
     assert schedules
     for schedule in schedules:
         raw = resolved.resources[schedule]["Properties"]
-        function = function_of(resolved, raw["RotationLambdaARN"])
+        function = function_named(resolved, raw["RotationLambdaARN"])
         secret = resolved.properties(schedule, "AWS::SecretsManager::RotationSchedule")["SecretId"]
         assert permitted(permissions, function, "secretsmanager.amazonaws.com", "lambda:InvokeFunction", str(secret)), (
             schedule,
@@ -276,7 +213,7 @@ def test_public_function_urls_may_be_invoked(resolved: Template) -> None:
     assert urls
     for url in urls:
         properties = resolved.properties(url, "AWS::Lambda::Url")
-        function = function_of(resolved, resolved.resources[url]["Properties"]["TargetFunctionArn"])
+        function = function_named(resolved, resolved.resources[url]["Properties"]["TargetFunctionArn"])
         if properties["AuthType"] == "NONE":
             assert permitted(
                 permissions, function, "*", "lambda:InvokeFunctionUrl", None, FunctionUrlAuthType="NONE"
