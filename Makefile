@@ -51,7 +51,7 @@ check-python:
 install: $(VENV)/.installed
 tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
-run: install
+run: install $(SAM_VENV)/.installed
 	$(PY) -m local run $(ARGS)
 
 token: install
@@ -65,13 +65,13 @@ dynamodb-local: install
 
 test: lint test-unit test-template test-e2e test-browser
 
-test-unit: install
+test-unit: install $(SAM_VENV)/.installed
 	$(PY) -m pytest -m "not template and not e2e and not browser"
 
 test-template: install tools
 	$(PY) -m pytest -m template
 
-test-e2e: install
+test-e2e: install $(SAM_VENV)/.installed
 	$(PY) -m pytest -m e2e
 
 test-browser: install browser

@@ -2,6 +2,7 @@
 
 import http.client
 import io
+import json
 import logging
 import os
 import socket
@@ -110,6 +111,9 @@ class GatedProxy:
             hop = {"transfer-encoding", "connection", "keep-alive"}
             kept = [(name, value) for name, value in answer.getheaders() if name.lower() not in hop]
             return Response(answer.read(), answer.status, kept)
+        except OSError as error:  # the upstream is down: the service's own "retry later" error
+            fault = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": str(error)}
+            return Response(json.dumps(fault), 500, [("content-type", "application/x-amz-json-1.0")])
         finally:
             connection.close()
 

@@ -67,6 +67,16 @@ class Authorization:
     context: Mapping[str, ContextValue]
 
 
+@dataclass(frozen=True, order=True)
+class Use:
+    """A request of a function's that its role allowed."""
+
+    function: str
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...]  # the condition keys of the request
+
+
 class Unmapped(Exception):
     """A request this module does not know the IAM actions of."""
 
@@ -77,9 +87,13 @@ class IamGate:
     def __init__(self, roles: Mapping[str, Role], admin_keys: Iterable[str]):
         self.roles = dict(roles)
         self.admin_keys = set(admin_keys)
-        self.used: set[tuple[str, str, str]] = set()  # (function, action, resource) allowed so far
+        self.used: set[Use] = set()  # what each function was allowed so far
         self.denied: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
+
+    def uses(self) -> list[Use]:
+        with self._lock:
+            return sorted(self.used)
 
     def __call__(self, request: Request) -> Response | None:
         if request.method == "OPTIONS" or request.path.startswith(("/_local/", "/moto-api/")):
@@ -115,8 +129,27 @@ class IamGate:
                     "policy allows the action",
                 )
         with self._lock:
-            self.used.update((role.function, need.action, need.resource) for need in needed)
+            self.used.update(Use(role.function, n.action, n.resource, _frozen(n.context)) for n in needed)
         return None
+
+
+USAGE_PATH = "/_local/iam/used"
+
+
+def usage_endpoint(gate: IamGate) -> Callable[[Request], Response | None]:
+    """`GET {aws_endpoint}/_local/iam/used`: what the gate allowed each function so far, for tests."""
+
+    def answer(request: Request) -> Response | None:
+        if request.path != USAGE_PATH:
+            return None
+        body = [{**vars(use), "context": dict(use.context)} for use in gate.uses()]
+        return _json(200, body, "application/json")
+
+    return answer
+
+
+def _frozen(context: Mapping[str, ContextValue]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((key, ",".join(value) if isinstance(value, list) else value) for key, value in context.items()))
 
 
 def access_key_of(request: Request) -> str | None:
@@ -272,18 +305,25 @@ def _s3(request: Request) -> list[Authorization]:
     if method == "PUT" and not request.headers.get("x-amz-copy-source"):
         return [Authorization("s3:PutObject", object_arn, {})]
     if method == "DELETE":
-        return [Authorization("s3:DeleteObjectVersion" if versioned else "s3:DeleteObject", object_arn, {})]
+        return _deletion(object_arn, versioned)
     raise Unmapped(f"S3 object request {request.method}")
 
 
 def _delete_objects(bucket_arn: str, body: bytes) -> list[Authorization]:
-    """DeleteObjects needs s3:DeleteObject on each key, s3:DeleteObjectVersion for each versioned one."""
+    """DeleteObjects: each key is authorized as its own DeleteObject would be."""
     found = []
     objects = (xmltodict.parse(body, process_namespaces=False).get("Delete") or {}).get("Object") or []
     for fields in objects if isinstance(objects, list) else [objects]:
-        action = "s3:DeleteObjectVersion" if fields.get("VersionId") else "s3:DeleteObject"
-        found.append(Authorization(action, f"{bucket_arn}/{fields['Key']}", {}))
+        found += _deletion(f"{bucket_arn}/{fields['Key']}", bool(fields.get("VersionId")))
     return found
+
+
+def _deletion(object_arn: str, versioned: bool) -> list[Authorization]:
+    """ "To delete an object from a bucket, you must always have the s3:DeleteObject permission", and
+    s3:DeleteObjectVersion to delete a specific version (Amazon S3 API Reference, DeleteObject and
+    DeleteObjects, Permissions)."""
+    actions = ["s3:DeleteObject", "s3:DeleteObjectVersion"] if versioned else ["s3:DeleteObject"]
+    return [Authorization(action, object_arn, {}) for action in actions]
 
 
 # --- SQS and Secrets Manager --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ knows whose policies to apply (local/iam_gate.py).
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -137,26 +138,33 @@ def local_references(
     return names, attributes
 
 
-def roles(
+def expanded(
     template: Template,
     *,
     document: Mapping[str, Any] | None = None,
     stream_arns: Mapping[str, str] | None = None,
     secret_arns: Mapping[str, str] | None = None,
-) -> dict[str, Role]:
-    """Every function's role, resolved locally. `template` (the raw one) gives the parameters and local
-    names; `document` is its SAM transform (`transformed(template path)` by default)."""
+) -> Template:
+    """The SAM transform of `template` (`transformed(its path)` unless `document` is given), resolving with
+    the parameters and local names of `template` (the raw one), and the local ARNs of its resources."""
     names, attributes = local_references(template, stream_arns=stream_arns, secret_arns=secret_arns)
-    expanded = Template(
-        document if document is not None else transformed(_path_of(template)),
-        parameters={name: _text(value) for name, value in template.parameters.items()},
-        resource_names=names,
-        attributes=attributes,
-    )
+    parameters = {name: _text(value) for name, value in template.parameters.items()}
+    result = Template(document if document is not None else transformed(_path_of(template)), parameters=parameters)
+    for rule in result.logical_ids("AWS::Events::Rule"):
+        name = result.properties(rule, "AWS::Events::Rule")["Name"]
+        attributes[rule] = {"Arn": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{name}"}
+    result.resource_names.update(names)
+    result.attributes.update(attributes)
+    return result
+
+
+def roles(template: Template, **references: Any) -> dict[str, Role]:
+    """Every function's role, resolved locally (`references`: what `expanded` takes)."""
+    resolved = expanded(template, **references)
     found = {}
     for function in template.logical_ids(FUNCTION):
         role_id = f"{function}Role"
-        properties = expanded.properties(role_id, "AWS::IAM::Role")
+        properties = resolved.properties(role_id, "AWS::IAM::Role")
         managed = tuple(properties.get("ManagedPolicyArns") or [])
         unknown = set(managed) - set(MANAGED_POLICIES)
         if unknown:
@@ -173,3 +181,68 @@ def _path_of(template: Template) -> Path:
 
 def _text(value: Any) -> str:
     return ",".join(value) if isinstance(value, list) else str(value)
+
+
+# --- what the event sources need of the roles ------------------------------------------------------------
+
+# Lambda reads a DynamoDB stream with the function's role: "dynamodb:DescribeStream, dynamodb:GetRecords,
+# dynamodb:GetShardIterator, dynamodb:ListStreams" (execution role permissions).
+DYNAMODB_STREAM_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html#events-dynamodb-permissions"
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+# An on-failure destination and a function's dead-letter queue are written with the function's role.
+ON_FAILURE_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html"
+DEAD_LETTER_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq"
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one event source needs of a function's role: `action` on `resource`, as documented at `page`."""
+
+    source: str
+    function: str
+    action: str
+    resource: str
+    page: str
+
+
+def event_source_needs(resolved: Template) -> list[Need]:
+    """What the event sources of an `expanded` template need of the functions' roles, by source type; a
+    source or destination of a type with no documented requirements here is a `TemplateError`."""
+    needs = []
+    for name in resolved.logical_ids("AWS::Lambda::EventSourceMapping"):
+        properties = resolved.properties(name, "AWS::Lambda::EventSourceMapping")
+        function = function_named(resolved, resolved.resources[name]["Properties"]["FunctionName"])
+        source = str(properties["EventSourceArn"])
+        if not re.fullmatch(r"arn:aws:dynamodb:[^:]+:[^:]+:table/[^/]+/stream/.+", source):
+            raise TemplateError(f"{name}: event source {source} is of a type with no documented requirements here")
+        needs += [Need(name, function, action, source, DYNAMODB_STREAM_PAGE) for action in STREAM_ACTIONS]
+        destination = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        if destination:
+            needs.append(Need(name, function, _send_action(name, str(destination)), str(destination), ON_FAILURE_PAGE))
+    for function in resolved.logical_ids("AWS::Lambda::Function"):
+        target = (resolved.properties(function, "AWS::Lambda::Function").get("DeadLetterConfig") or {}).get("TargetArn")
+        if target:
+            where = f"{function}.DeadLetterConfig"
+            needs.append(Need(where, function, _send_action(where, str(target)), str(target), DEAD_LETTER_PAGE))
+    return needs
+
+
+def function_named(resolved: Template, reference: Any) -> str:
+    """The function logical id a `Ref` (function, alias or version) or `Fn::GetAtt [X, Arn]` names."""
+    logical_id = reference.get("Ref") if isinstance(reference, dict) else None
+    if logical_id is None and isinstance(reference, dict) and "Fn::GetAtt" in reference:
+        logical_id = reference["Fn::GetAtt"][0]
+    body = resolved.resources.get(str(logical_id)) or {}
+    if body.get("Type") in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
+        return function_named(resolved, body["Properties"]["FunctionName"])
+    if body.get("Type") != "AWS::Lambda::Function":
+        raise TemplateError(f"{reference!r} names no function")
+    return str(logical_id)
+
+
+def _send_action(where: str, arn: str) -> str:
+    if arn.startswith("arn:aws:sqs:"):
+        return "sqs:SendMessage"
+    if arn.startswith("arn:aws:sns:"):
+        return "sns:Publish"
+    raise TemplateError(f"{where}: destination {arn} is of a type with no documented requirements here")

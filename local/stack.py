@@ -29,7 +29,7 @@ from uvicorn.importer import import_from_string
 from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, roles, secret_file, specs
 from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
-from local.iam_gate import IamGate, stream_arn
+from local.iam_gate import IamGate, stream_arn, usage_endpoint
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
 from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.s3_cors import BucketCors
@@ -265,6 +265,7 @@ class LocalStack:
         self.events = self._event_bus()
         self.streams = self._stream_pollers()
         self._moto.gates.append(drain_endpoint([*([self.events] if self.events else []), *self.streams]))
+        self._moto.gates.append(usage_endpoint(self.iam))
         for server in (self._api, self._url, self._export):
             server.start()
 
