@@ -40,7 +40,9 @@ ALICE = "alice-sub"
 BOB = "bob-sub"
 REQUEST_ID = "test-request-0001"
 
-_TEMPLATE_PARAMETERS = Template.load().parameters  # the attachment limits are the template's defaults
+_TEMPLATE = Template.load()
+_TEMPLATE_PARAMETERS = _TEMPLATE.parameters  # the attachment limits are the template's defaults
+CURSOR_SECRET_NAME = _TEMPLATE.properties("CursorSecret", "AWS::SecretsManager::Secret")["Name"]  # the role names it
 ENVIRONMENT = {  # what the template gives the functions, with test values: read by the functions' own readers
     "TABLE_NAME": TABLE,
     "BUCKET_NAME": BUCKET,
@@ -223,9 +225,11 @@ class RotatingSecret:
     """A secret with rotation turned on. Secrets Manager labels a rotation's token AWSPENDING before it
     calls the function; moto does not, so `start` records that label the way the service reports it."""
 
-    def __init__(self, client: Any = None, *, name: str = "cursor-key") -> None:
-        """`client` (default: from the environment) creates the secret and runs the steps."""
+    def __init__(self, client: Any = None, *, name: str = "cursor-key", rotator: Any = None) -> None:
+        """`client` (default: from the environment) creates the secret; `rotator` (default: `client`) runs
+        the steps, as the rotation function does."""
         self.client = client or boto3.client("secretsmanager")
+        self.rotator = rotator or self.client
         self.arn = self.client.create_secret(Name=name, SecretString="initial-key-" * 4)["ARN"]
         self.client.rotate_secret(
             SecretId=self.arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
@@ -246,8 +250,8 @@ class RotatingSecret:
         return token
 
     def step(self, token: str, step: str, client: Any = None) -> None:
-        """One step of the rotation function, by default with the secret's client."""
-        client = client or self.client
+        """One step of the rotation function, by default with the rotator's client."""
+        client = client or self.rotator
         client.meta.events.register(
             "after-call.secrets-manager.DescribeSecret", self._label_pending, unique_id=f"pending-{id(self)}"
         )
