@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import boto3
 import jwt
 from uvicorn.importer import import_from_string
 
@@ -131,6 +132,7 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_environment = {}
+        _forget_default_session()
 
     def __enter__(self) -> "LocalStack":
         return self if self._servers else self.start()
@@ -266,6 +268,7 @@ class LocalStack:
             sys.path.insert(0, str(o.src_dir))
         module_name = module.partition(":")[0]
         if module_name in sys.modules:
+            _forget_default_session()
             importlib.reload(sys.modules[module_name])
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str | None]:
@@ -293,7 +296,9 @@ class LocalStack:
             raise TemplateError(f"expected one function with HttpApi routes and a function URL, found {found}")
         self._url.app = FunctionUrlEmulator(function(crud[0].logical_id), crud[0].url, log=o.access_log)
         module, streaming = self._streaming_app()
+        _forget_default_session()
         app = import_from_string(module)
+        _forget_default_session()
         cors = streaming.url.cors if streaming.url is not None else None
         self._export.app = app if cors is None else with_cors(app, cors)
         self.events = self._event_bus()
@@ -366,3 +371,10 @@ def _local_names(logical_ids: list[str], first: str) -> dict[str, str]:
         logical_id: first if index == 0 else f"{first}-{logical_id.lower()}"
         for index, logical_id in enumerate(logical_ids)
     }
+
+
+def _forget_default_session() -> None:
+    """boto3's default session keeps the credentials it first read from the environment: the streaming app,
+    built in this process, must sign with its function's key (set in os.environ just before), and code that
+    runs after it (or after the stack stops) with whatever the environment says then, not the app's key."""
+    boto3.DEFAULT_SESSION = None
