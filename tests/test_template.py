@@ -176,6 +176,7 @@ def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, An
     assert _function_actions(transformed, "UploadEventsFunction") == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
         "s3:GetObject",
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",
