@@ -428,6 +428,34 @@ def test_a_second_delete_of_the_same_record_does_not_uncount_it_again(aws: Aws) 
     assert world.counter(task_id) == 1 and len(world.records_of(task_id)) == 1
 
 
+def test_tasks_counted_by_the_code_before_the_version_keep_working(aws: Aws) -> None:
+    # Compatibility: task items stored before `attachmentVersion` existed have none, and the recount of that
+    # code may have left `attachmentCount` below the records that hold a slot.
+    clock = Clock()
+    world = World(aws, clock)
+    task_id = world.new_task()
+    first, second = grant(world, task_id), grant(world, task_id)
+    assert first is not None and second is not None
+
+    def stored_before(count: int) -> None:
+        aws.dynamodb.update_item(
+            TableName=TABLE,
+            Key=serialize(task_item_key(world.owner, task_id)),
+            UpdateExpression="SET attachmentCount = :count REMOVE attachmentVersion",
+            ExpressionAttributeValues=serialize({":count": count}),
+        )
+
+    stored_before(0)
+    world.services.attachments.delete(world.owner, task_id, first.attachmentId)
+    assert world.counter(task_id) == 0 and [r.attachmentId for r in world.records_of(task_id)] == [second.attachmentId]
+
+    stored_before(MAX_COUNT)
+    clock.now += UPLOAD_URL_SECONDS + 1
+    assert grant(world, task_id) is not None  # the recount at the limit forgets the dead one
+    assert world.counter(task_id) == 1
+    world.check([task_id])
+
+
 THREADS = 8
 ROUNDS = 6
 STEPS = 4
