@@ -7,8 +7,8 @@ DynamoDB TTL removes it a day later, unless a grant at the limit forgets it firs
 
 Every pending or available record holds one of its task's slots, counted on the task item. A record
 stops holding its slot only in the same transaction that uncounts it: a recount forgets (deletes) dead
-ones, a delete makes the record `deleting` before its objects go. Nothing gives a slot back: S3's report
-of an object whose record no longer counts, or whose task is gone, deletes that object.
+ones, a delete makes the record `deleting` before its objects go. Nothing makes a record count again: S3's
+report of an object whose record no longer counts, or whose task is gone, deletes that object.
 """
 
 import unicodedata
