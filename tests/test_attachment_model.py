@@ -555,6 +555,20 @@ def test_concurrent_grants_deletes_uploads_and_recounts_keep_the_limit(
         clock.now += pick_seconds(round_number)
     assert granted and refused, "the limit was never reached: the rounds tested nothing"
 
+    # Last, the first task is deleted (with its cascade) while the others upload to it and grant on it.
+    doomed = tasks[0]
+
+    def delete_doomed(pick: random.Random) -> None:
+        world.services.tasks.delete(world.owner, doomed, None)
+
+    operations[:] = [delete_doomed, grant_one, upload_one, upload_one]
+    race(THREADS, client_of(ROUNDS))
+    assert not failures, failures
+    world.services.attachments.delete_all(world.owner, doomed)  # the clean-up function, had a cascade failed
+    world.check()
+    assert not world.task_exists(doomed) and world.records_of(doomed) == []
+    assert not any(f"/{doomed}/" in key for key, _ in world.object_versions())
+
 
 def pick_seconds(round_number: int) -> int:
     """Every other round, the upload windows of the grants so far pass."""
