@@ -21,7 +21,7 @@ ENV ?= default
 # ENV=dev is samconfig.toml's [default] section (what a bare `sam deploy` uses).
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
-.PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
+.PHONY: help check-python install tools run token seed samples dynamodb-local test test-unit test-template test-e2e test-sam lint format \
 	build validate deploy bench soak clean openapi browser test-browser
 
 help:
@@ -51,7 +51,7 @@ check-python:
 install: $(VENV)/.installed
 tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
-run: install
+run: install $(SAM_VENV)/.installed
 	$(PY) -m local run $(ARGS)
 
 token: install
@@ -60,22 +60,31 @@ token: install
 seed: install
 	$(PY) -m local seed --user $(TOKEN_USER) -n $(N)
 
+# The task and attachment events/ names, for `sam local invoke -e events/...` (README) against `make run`'s table.
+samples: install
+	PYTHONPATH=src $(PY) -m local.samples
+
 dynamodb-local: install
 	$(PY) -m local dynamodb-local $(ARGS)
 
 test: lint test-unit test-template test-e2e test-browser
 
-test-unit: install
-	$(PY) -m pytest -m "not template and not e2e and not browser"
+test-unit: install $(SAM_VENV)/.installed
+	$(PY) -m pytest -m "not template and not e2e and not browser and not sam"
 
 test-template: install tools
 	$(PY) -m pytest -m template
 
-test-e2e: install
+test-e2e: install $(SAM_VENV)/.installed
 	$(PY) -m pytest -m e2e
 
 test-browser: install browser
 	$(PY) -m pytest -m browser
+
+# SAM CLI's `sam local invoke` and `start-api` for real, in Docker (README, "Try it with sam local"). Skips,
+# saying so, where Docker is not running and cannot be started; as root it starts Debian's docker.io itself.
+test-sam: install tools
+	bash tools/test_sam.sh
 
 # Headless Chromium and its driver from Debian (the browser tests never download a browser).
 browser:
@@ -109,10 +118,15 @@ build: tools install
 deploy: build
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV)
 
-# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket and CloudFormation role.
+# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket, CloudFormation role and
+# permissions boundary (its CloudFormation role creates no role without it). --parameter-overrides replaces the
+# samconfig.toml section's, so they are passed again with it.
 ci-deploy: build
+	@test -n "$$PERMISSIONS_BOUNDARY_ARN" || { echo "PERMISSIONS_BOUNDARY_ARN is empty: set it to the bootstrap stack's PermissionsBoundaryArn" >&2; exit 1; }
+	overrides="$$($(PY) -m tools.stack_outputs parameter-overrides $(ENV))" && \
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
-		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
+		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar \
+		--parameter-overrides "$$overrides PermissionsBoundary=$$PERMISSIONS_BOUNDARY_ARN"
 
 .PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy bench-cursor-key
 

@@ -27,8 +27,8 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "bench")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 from core.data import tasks as data_tasks  # noqa: E402 - after the path set-up above
-from core.domain import tasks as domain_tasks  # noqa: E402
 from core.domain.listing import ListQuery  # noqa: E402
+from core.services import tasks as service_tasks  # noqa: E402
 from core.wiring import build_services  # noqa: E402
 from tests.support import ENVIRONMENT, TABLE, Backend, create_table, crud_settings  # noqa: E402
 
@@ -85,14 +85,14 @@ def main() -> None:
         )
 
         services = build_services(backend.settings, backend.dynamodb, lambda: backend.s3)
-        pages = services.tasks.export_pages(USER, ListQuery(tag="rare"))
+        pages = services.tasks.export_pages(USER, ListQuery(filters={"tag": "rare"}))
         per_page = []
         for page in pages:
             per_page.append((reads.take(), len(page.rows)))
         worst = max(items for (_, items), _ in per_page)
         print(
             f"export ?tag=rare: {len(per_page)} DynamoDB pages, one Query call each, "
-            f"at most {worst:,} items read per page ({domain_tasks.SCROLL_PAGE_SIZE:,} asked)"
+            f"at most {worst:,} items read per page ({service_tasks.SCROLL_PAGE_SIZE:,} asked)"
         )
         print("  the export checks its deadline after every page, so a response ends in time with a cursor")
         print("  past the last page it read, whether or not anything matched")

@@ -40,8 +40,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from core.config import Settings  # noqa: E402 - after the path set-up above
 from core.data.items import deserialize, serialize, task_from_item, task_item, task_json_from_item  # noqa: E402
 from core.data.tasks import _items_as_sent  # noqa: E402
-from core.domain.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.http.bodies import TaskFields  # noqa: E402
+from core.services.tasks import SCROLL_PAGE_SIZE  # noqa: E402
 from core.wiring import build_services, s3_client  # noqa: E402
 from local.aws import table_definition  # noqa: E402
 from local.issuer import LocalIssuer, generate_key  # noqa: E402
@@ -293,18 +293,15 @@ def per_task_cpu(count: int = 5000, rounds: int = 5) -> dict[str, float]:
     now = "2026-11-26T00:00:00.000000Z"
     tasks = [
         Task(
-            f"01JDX6Z8Q3V5K7M9P1R3T{n:05d}",
-            "bench-user",
-            f"Task number {n}",
-            "Benchmark task with a description of realistic length. " * 2,
-            "pending",
-            "medium",
-            "2030-01-01" if n % 2 else None,
-            ["bench", f"group-{n % 10}"],
-            now,
-            now,
-            None,
-            1,
+            taskId=f"01JDX6Z8Q3V5K7M9P1R3T{n:05d}",
+            userId="bench-user",
+            title=f"Task number {n}",
+            description="Benchmark task with a description of realistic length. " * 2,
+            dueDate="2030-01-01" if n % 2 else None,
+            tags=["bench", f"group-{n % 10}"],
+            createdAt=now,
+            updatedAt=now,
+            version=1,
         )
         for n in range(count)
     ]

@@ -45,6 +45,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("DYNAMODB_ENDPOINT") or None,
         help="keep the tables in this DynamoDB (e.g. DynamoDB Local) instead of moto (env DYNAMODB_ENDPOINT)",
     )
+    run.add_argument(
+        "--also-listen",
+        metavar="ADDRESS",
+        default=None,
+        help="serve the JWT issuer and the AWS stand-in on this address too, on the same ports (e.g. Docker's "
+        "bridge, 172.17.0.1 on Linux, for `sam local`'s containers). Whatever reaches ADDRESS reaches them; "
+        "0.0.0.0 would open them to the network. Default: loopback only",
+    )
+    run.add_argument(
+        "--external-issuer",
+        metavar="URL",
+        default=os.environ.get("EXTERNAL_JWT_ISSUER") or None,
+        help="trust this OpenID provider (Auth0, Okta, Entra, Cognito) with --audience instead of the local "
+        "issuer, as deployed: keys through its discovery document, its URL exactly as its tokens' iss "
+        "(env EXTERNAL_JWT_ISSUER). No local issuer runs; tokens come from the provider",
+    )
     run.add_argument("--table-name", default=StackOptions.table_name)
     run.add_argument("--bucket-name", default=StackOptions.bucket_name)
     run.add_argument("--quiet", action="store_true", help="no line per request")
@@ -90,7 +106,9 @@ def _run(args: argparse.Namespace) -> int:
     options = StackOptions(
         **ports,
         dynamodb_endpoint=args.dynamodb_endpoint,
+        also_listen=args.also_listen,
         issuer_url=args.issuer,
+        external_issuer=args.external_issuer,
         audience=args.audience,
         table_name=args.table_name,
         bucket_name=args.bucket_name,
@@ -116,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         docs.stop()
         return 130
-    token = stack.issuer.token("alice", expires_in=BANNER_TOKEN_SECONDS)
+    token = stack.issuer.token("alice", expires_in=BANNER_TOKEN_SECONDS) if stack.issuer is not None else ""
     docs.app = DocsSite(served_document(stack.api_url, stack.function_url, stack.export_url), token)
     docs.start()
     description = {**stack.describe(), "docs_url": docs.url}
@@ -147,17 +165,26 @@ def banner(stack: LocalStack, token: str, docs_url: str) -> str:
     body = shlex.quote(json.dumps({"title": "Try the local stack", "priority": "high", "tags": ["demo"]}))
     first_id = shlex.quote('import json,sys; print(json.load(sys.stdin)["items"][0]["taskId"])')
     store = f"DynamoDB {stack.dynamodb_endpoint}" if stack.options.dynamodb_endpoint else "moto"
+    also = stack.options.also_listen
+    exposed = f"\n  ALSO LISTENING     {also} (issuer and AWS stand-in: anything that reaches {also} reaches them)"
+    if stack.issuer is None:
+        issuer = f"{stack.issuer_url}   (external, audience {stack.options.audience}: keys through its discovery)"
+        tokens = f"Bearer tokens come from {stack.issuer_url} (audience {stack.options.audience}):"
+        token = "<an access token it issued>"  # noqa: S105 - a placeholder for the reader
+    else:
+        issuer = f"{stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)"
+        tokens = 'A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):'
     return f"""Serverless Tasks: local stack ready in {stack.started_in or 0:.1f} s
 
   HTTP API           {api}   (routes and JWT authorizer from template.yaml; also {stack.api_stage_url})
   streaming export   {export}/tasks/export
   CRUD function URL  {stack.function_url}   (no authorizer: the app checks the token)
-  JWT issuer         {stack.issuer_url}   ({stack.issuer_url}/.well-known/jwks.json)
+  JWT issuer         {issuer}
   AWS stand-in       {stack.aws_endpoint}   (moto: S3; tables on {store})
   table / bucket     {stack.table_name} / {stack.bucket_name}
-  API docs           {docs_url}   (Swagger UI, signed in as alice; {docs_url}/openapi.json)
+  API docs           {docs_url}   (Swagger UI, signed in as alice; {docs_url}/openapi.json){exposed if also else ""}
 
-A bearer token for user "alice", valid 12 hours (`make token USER=bob` prints one for bob):
+{tokens}
 
 export TOKEN={token}
 
@@ -193,6 +220,9 @@ def _seed(args: argparse.Namespace) -> int:
     api = args.api or state.get("api_url")
     if not api:
         print("local seed: no running stack found (start it with `make run`), or pass --api URL", file=sys.stderr)
+        return 1
+    if "key_path" in state and state["key_path"] is None:
+        print("local seed: the stack trusts an external issuer; seed a stack that runs its own", file=sys.stderr)
         return 1
     issuer = LocalIssuer(
         Path(state.get("key_path", DEFAULT_KEY_PATH)),

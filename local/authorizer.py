@@ -5,6 +5,7 @@ import urllib.request
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from local.events import Response, json_response
 
@@ -39,7 +40,7 @@ class JwtAuthorizer:
 
     def __init__(self, issuer: str, audience: str, keys: jwt.PyJWKClient | None = None):
         """`keys`: where the signing keys come from (None: discovered from the issuer on first use)."""
-        self.issuer = issuer.rstrip("/")
+        self.issuer = issuer  # compared with `iss` as written, as API Gateway does (a trailing slash counts)
         self.audience = audience
         self._keys = keys
 
@@ -91,9 +92,12 @@ class JwtAuthorizer:
         except Exception:  # API Gateway answers 401 when the issuer's keys cannot be fetched
             raise AuthorizerError("the issuer's keys cannot be fetched") from None
         try:
-            return self._keys.get_signing_key(str(kid)).key
-        except jwt.PyJWKClientError:
+            key = self._keys.get_signing_key(str(kid)).key
+        except Exception:  # no such kid, or a refetch for it failed or read no usable key set
             raise AuthorizerError(f"no key with kid {kid} in the issuer's JWKS") from None
+        if not isinstance(key, RSAPublicKey):  # an EC, OKP, symmetric or private key verifies no RS* token
+            raise AuthorizerError(f"the key with kid {kid} is not an RSA public key")
+        return key
 
 
 def _claim_text(value: Any) -> str:

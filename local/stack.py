@@ -24,19 +24,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import jwt
 from uvicorn.importer import import_from_string
 
-from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
+from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, roles, secret_file, specs
 from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
-from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
+from local.iam_gate import IamGate, stream_arn, usage_endpoint
+from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, JWKS_PATH, LocalIssuer, issuer_app
 from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.s3_cors import BucketCors
 from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
 from local.specs import FunctionSpec
 from local.streams import StreamPoller, enable_stream, stream_mappings
-from local.template import DEFAULT_TEMPLATE, Template, TemplateError
+from local.template import DEFAULT_TEMPLATE, FUNCTION, Template, TemplateError
 from local.workers import FunctionPool
 
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
@@ -46,6 +48,9 @@ SRC_DIR = REPO_ROOT / "src"
 @dataclass(frozen=True)
 class StackOptions:
     host: str = "127.0.0.1"
+    # The issuer and the AWS stand-in also listen here (e.g. Docker's bridge address, for `sam local`'s
+    # containers); None: loopback only. Whatever reaches this address reaches them: opt-in only.
+    also_listen: str | None = None
     port_api: int = 3000
     port_export: int = 3001
     port_url: int = 3002
@@ -53,6 +58,9 @@ class StackOptions:
     port_aws: int = aws.DEFAULT_AWS_PORT
     dynamodb_endpoint: str | None = None  # e.g. DynamoDB Local; None: moto serves the tables too
     issuer_url: str | None = None  # None: http://{host}:{issuer port}
+    # An OpenID provider of your own (Auth0, Okta, Entra, Cognito), trusted as deployed: keys found through
+    # its discovery document, `iss` compared as written (a trailing slash included); no local issuer runs.
+    external_issuer: str | None = None
     audience: str = DEFAULT_AUDIENCE
     table_name: str = "serverless-tasks-local"
     bucket_name: str = "serverless-tasks-local-attachments"
@@ -135,6 +143,13 @@ class LocalStack:
         return self._api.url
 
     @property
+    def local_jwks_url(self) -> str | None:
+        """Where this stack's own verifiers fetch the local issuer's keys: its loopback address, whatever name
+        the issuer has (e.g. http://host.docker.internal:3003, which only containers resolve on Linux).
+        None with an external issuer."""
+        return None if self._issuer_server is None else self._issuer_server.url + JWKS_PATH
+
+    @property
     def api_stage_url(self) -> str:
         return self._api.url + self._stage_prefix
 
@@ -147,8 +162,9 @@ class LocalStack:
             "export_url": self.export_url,
             "function_url": self.function_url,
             "issuer_url": self.issuer_url,
+            "also_listen": self.options.also_listen,
             "audience": self.options.audience,
-            "key_path": str(self.options.key_path),
+            "key_path": str(self.options.key_path) if self.issuer is not None else None,
             "aws_endpoint": self.aws_endpoint,
             "dynamodb_endpoint": self.dynamodb_endpoint,
             "table_name": self.table_name,
@@ -163,15 +179,27 @@ class LocalStack:
     def _bind(self) -> None:
         """Take every port first, so a taken one fails before anything starts."""
         o = self.options
-        self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
+        self._issuer_server = None
+        if not o.external_issuer:
+            self._issuer_server = self._bound(HttpServer(None, o.host, o.port_issuer, name="JWT issuer"))
         self._moto = self._bound(aws.MotoServer(o.host, o.port_aws))
         self._api = self._bound(HttpServer(None, o.host, o.port_api, name="HTTP API", access_log=o.access_log))
         self._url = self._bound(HttpServer(None, o.host, o.port_url, name="function URL", access_log=o.access_log))
         self._export = self._bound(
             AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log)
         )
+        self._issuer_also = self._moto_also = None
+        if o.also_listen:  # the same ports, so one URL naming the host works on both addresses
+            if self._issuer_server is not None:
+                port = self._issuer_server.port
+                self._issuer_also = self._bound(HttpServer(None, o.also_listen, port, name="JWT issuer"))
+            port = self._moto.port
+            self._moto_also = self._bound(HttpServer(self._moto.serve, o.also_listen, port, name="AWS stand-in"))
+        self._dynamodb_gate = (
+            self._bound(HttpServer(None, o.host, 0, name="DynamoDB Local behind IAM")) if o.dynamodb_endpoint else None
+        )
         self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
-        self.dynamodb_endpoint = o.dynamodb_endpoint or self.aws_endpoint
+        self.dynamodb_endpoint = self._dynamodb_gate.url if self._dynamodb_gate else self.aws_endpoint
 
     def _bound(self, server: Any) -> Any:
         self._servers.append(server)
@@ -179,17 +207,36 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         o = self.options
-        self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
-        self.issuer_url = self.issuer.issuer
-        self._issuer_server.app = issuer_app(self.issuer)
-        self._issuer_server.start()
-        self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
+        self.issuer: LocalIssuer | None = None  # None with an external issuer: its tokens come from it
+        if self._issuer_server is None:
+            self.issuer_url = str(o.external_issuer)
+        else:
+            self.issuer = LocalIssuer(o.key_path, o.issuer_url or self._issuer_server.url, o.audience)
+            self.issuer_url = self.issuer.issuer
+        for server in (self._issuer_server, self._issuer_also):
+            if server is not None and self.issuer is not None:
+                server.app = issuer_app(self.issuer)
+                server.start()
+        keys = [aws.LOCAL_ACCESS_KEY_ID, *map(roles.access_key_id, self.template.logical_ids(FUNCTION))]
+        self._moto.gates.append(PostPolicyGate(dict.fromkeys(keys, aws.LOCAL_SECRET_ACCESS_KEY)))
+        self.iam = IamGate({}, admin_keys=[aws.LOCAL_ACCESS_KEY_ID])  # the roles once the tables exist
+        self._moto.gates.append(self.iam)
         self._moto.start()
-        if o.dynamodb_endpoint:
+        if self._moto_also is not None:
+            self._moto_also.start()
+        if o.dynamodb_endpoint and self._dynamodb_gate:
             dynamodb_local.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
+            self._dynamodb_gate.app = aws.GatedProxy(o.dynamodb_endpoint, [self.iam])
+            self._dynamodb_gate.start()
         dynamodb, s3 = aws.client("dynamodb", self.dynamodb_endpoint), aws.client("s3", self.aws_endpoint)
         for logical_id, name in self.tables.items():
             aws.create_table(dynamodb, self.template, name, logical_id)
+        streams = {
+            logical_id: stream_arn(table["LatestStreamArn"])
+            for logical_id, name in self.tables.items()
+            if "LatestStreamArn" in (table := dynamodb.describe_table(TableName=name)["Table"])
+        }
+        self.iam.roles = roles.roles(self.template, stream_arns=streams)
         for logical_id, name in self.buckets.items():
             aws.create_bucket(s3, self.template, name, logical_id)
             self._moto.observers.append(BucketCors(name, aws.bucket_cors_rules(self.template, logical_id)).decorate)
@@ -201,9 +248,9 @@ class LocalStack:
         o = self.options
         self.functions = specs.functions(self.template)
         self._local_values = {
-            "JWT_ISSUER": self.issuer.issuer,
+            "JWT_ISSUER": self.issuer_url,
             "JWT_AUDIENCE": o.audience,
-            "JWKS_URL": self.issuer.jwks_url,
+            "JWKS_URL": self.local_jwks_url,  # None (unset) with an external issuer: discovery, as deployed
             "CURSOR_SECRET": cursor_secret(o.state_dir),
             "POWERTOOLS_TRACE_DISABLED": "true",
             **aws.local_aws_environment(dynamodb_endpoint=self.dynamodb_endpoint, s3_endpoint=self.aws_endpoint),
@@ -224,7 +271,8 @@ class LocalStack:
     def _environment(self, spec: FunctionSpec) -> dict[str, str | None]:
         """A function's variables locally: the template's, then the local values (None: unset)."""
         own = {name: value for name, value in spec.environment.items() if not name.startswith(("AWS_", "_"))}
-        return {**own, **self._local_values, **self.options.environment}
+        credentials = {"AWS_ACCESS_KEY_ID": roles.access_key_id(spec.logical_id)}  # its role's, see iam_gate
+        return {**own, **self._local_values, **credentials, **self.options.environment}
 
     def _start_apps(self) -> None:
         o = self.options
@@ -235,7 +283,9 @@ class LocalStack:
         self._stage_prefix = "" if api.stage == "$default" else f"/{api.stage}"
         function = self._pool
         routed = sorted({route.function for route in api.routes})
-        authorizer = JwtAuthorizer(self.issuer.issuer, o.audience)
+        jwks = self.local_jwks_url
+        keys = jwt.PyJWKClient(jwks, lifespan=300, cooldown_duration=5, timeout=3) if jwks else None
+        authorizer = JwtAuthorizer(self.issuer_url, o.audience, keys)
         self._api.app = HttpApiEmulator(api, {name: function(name) for name in routed}, authorizer, log=o.access_log)
         crud = [self.functions[name] for name in routed if self.functions[name].url is not None]
         if len(crud) != 1:
@@ -249,6 +299,7 @@ class LocalStack:
         self.events = self._event_bus()
         self.streams = self._stream_pollers()
         self._moto.gates.append(drain_endpoint([*([self.events] if self.events else []), *self.streams]))
+        self._moto.gates.append(usage_endpoint(self.iam))
         for server in (self._api, self._url, self._export):
             server.start()
 
@@ -278,15 +329,18 @@ class LocalStack:
     def _stream_pollers(self) -> list[StreamPoller]:
         """The template's stream event source mappings, polling the local tables' streams."""
         dynamodb = aws.client("dynamodb", self.dynamodb_endpoint)
-        streams = aws.client("dynamodbstreams", self.dynamodb_endpoint)
         sqs = aws.client("sqs", self.aws_endpoint)
         pollers = []
         for mapping in stream_mappings(self.template):
+            # Lambda reads the stream and sends to the OnFailure destination with the function's role.
+            role_key = roles.access_key_id(mapping.function)
+            streams = aws.client("dynamodbstreams", self.dynamodb_endpoint, access_key_id=role_key)
+            sender = aws.client("sqs", self.aws_endpoint, access_key_id=role_key)
             table = self.template.properties(mapping.table, "AWS::DynamoDB::Table")
             view_type = str((table.get("StreamSpecification") or {}).get("StreamViewType", "KEYS_ONLY"))
-            stream_arn = enable_stream(dynamodb, self.tables[mapping.table], view_type)
+            arn = enable_stream(dynamodb, self.tables[mapping.table], view_type)
             poller = StreamPoller(
-                mapping, self._pool(mapping.function), streams, stream_arn, sqs, log=self.options.access_log
+                mapping, self._pool(mapping.function), streams, arn, sqs, sender=sender, log=self.options.access_log
             )
             pollers.append(poller.start())
         return pollers

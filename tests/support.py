@@ -2,7 +2,8 @@
 
 - `Backend`: the CRUD function's settings and AWS clients for one test; `backend.invoke("get-task", ...)`
   calls the real handler, built through `core.wiring.build_services`, with an event from events/;
-- `make_event(...)`: an events/ file changed only where the test says; `HttpResponse`: what came back.
+- `make_event(...)`: an events/ file changed only where the test says; `HttpResponse`: what came back;
+- `IssuerServer`: documents (an OIDC issuer's, say) on a loopback port, counting the requests for each path.
 """
 
 import base64
@@ -10,18 +11,23 @@ import copy
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 from awslambdaric.lambda_context import LambdaContext
 
 from core.config import AttachmentLimits, CrudSettings, ExportSettings
 from core.http.bodies import TaskFields
-from core.wiring import Services, build_services, dynamodb_client, s3_client
-from local.aws import table_definition
+from core.wiring import AWS_CLIENT_CONFIG, S3_CLIENT_CONFIG, Services, build_services
+from local.aws import LOCAL_SECRET_ACCESS_KEY, table_definition
+from local.roles import access_key_id
 from local.template import Template
+from rotation.handler import rotate
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -30,11 +36,15 @@ BUCKET = "tasks-test-attachments"
 ISSUER = "https://issuer.test"
 AUDIENCE = "tasks-test-audience"
 CURSOR_SECRET = "test-cursor-secret-0123456789abcdef0123456789"
+TEST_ACCESS_KEY_ID = "testing"  # the tests' own key: the AWS stand-in lets it do anything
+CRUD_FUNCTION = "TasksFunction"
 ALICE = "alice-sub"
 BOB = "bob-sub"
 REQUEST_ID = "test-request-0001"
 
-_TEMPLATE_PARAMETERS = Template.load().parameters  # the attachment limits are the template's defaults
+_TEMPLATE = Template.load()
+_TEMPLATE_PARAMETERS = _TEMPLATE.parameters  # the attachment limits are the template's defaults
+CURSOR_SECRET_NAME = _TEMPLATE.properties("CursorSecret", "AWS::SecretsManager::Secret")["Name"]  # the role names it
 ENVIRONMENT = {  # what the template gives the functions, with test values: read by the functions' own readers
     "TABLE_NAME": TABLE,
     "BUCKET_NAME": BUCKET,
@@ -112,8 +122,18 @@ class Backend:
     """What the CRUD function runs with in one test. Change a field and the next call uses it."""
 
     settings: CrudSettings
-    dynamodb: Any = field(default_factory=dynamodb_client)  # made as the functions make theirs
-    s3: Any = field(default_factory=s3_client)
+    dynamodb: Any = field(default_factory=lambda: function_client("dynamodb", CRUD_FUNCTION))
+    s3: Any = field(default_factory=lambda: function_client("s3", CRUD_FUNCTION))
+    others: dict[str, "Backend"] = field(default_factory=dict, repr=False)
+
+    def function(self, name: str) -> "Backend":
+        """The same backend with the clients of another function (its credentials: its role applies)."""
+        if name == CRUD_FUNCTION:
+            return self
+        if name not in self.others:
+            clients = {"dynamodb": function_client("dynamodb", name), "s3": function_client("s3", name)}
+            self.others[name] = replace(self, **clients, others={})
+        return self.others[name]
 
     def services(self) -> Services:
         return build_services(self.settings, self.dynamodb, lambda: self.s3)
@@ -132,6 +152,13 @@ class Backend:
         """Tasks made by the real service (validated as a POST would be), written in batches; their ids."""
         fields = (TaskFields(**{"title": f"task {n}", **spec}).values() for n, spec in enumerate(specs))
         return [task.taskId for task in self.services().tasks.import_tasks(owner, fields)]
+
+
+def function_client(service: str, function: str) -> Any:
+    """A client made as the function makes its own (core.wiring's configuration, the endpoint from the
+    environment), with the function's credentials, which the AWS stand-in authorizes with its role."""
+    session = boto3.session.Session(access_key_id(function), LOCAL_SECRET_ACCESS_KEY, region_name="us-east-1")
+    return session.client(service, config=S3_CLIENT_CONFIG if service == "s3" else AWS_CLIENT_CONFIG)
 
 
 def make_event(
@@ -191,3 +218,100 @@ def race(writers: int, write: Callable[[int], None]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+class IssuerServer:
+    """Serves `documents` (path -> (status, body)) on a loopback port; `hits` counts requests per path."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, tuple[int, bytes]] = {}
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                status, body = server.documents.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+
+# What each sample event gives, run in the README's order (local.samples.README_ORDER) after `make samples`:
+# an HTTP status, or the function's whole result.
+SAMPLE_RESULTS: dict[str, int | dict[str, Any]] = {
+    "create-task": 201,
+    "list-tasks": 200,
+    "get-task": 200,
+    "patch-task": 200,
+    "replace-task": 200,
+    "create-attachment": 201,
+    "list-attachments": 200,
+    "upload-event": {"outcome": "available"},
+    "get-attachment": 200,
+    "delete-attachment": 204,
+    "delete-task": 204,
+    "task-removed": {"batchItemFailures": []},
+}
+
+
+STEP_ORDER = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+class RotatingSecret:
+    """A secret with rotation turned on. Secrets Manager labels a rotation's token AWSPENDING before it
+    calls the function; moto does not, so `start` records that label the way the service reports it."""
+
+    def __init__(self, client: Any = None, *, name: str = "cursor-key", rotator: Any = None) -> None:
+        """`client` (default: from the environment) creates the secret; `rotator` (default: `client`) runs
+        the steps, as the rotation function does."""
+        self.client = client or boto3.client("secretsmanager")
+        self.rotator = rotator or self.client
+        self.arn = self.client.create_secret(Name=name, SecretString="initial-key-" * 4)["ARN"]
+        self.client.rotate_secret(
+            SecretId=self.arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+        )
+        self.pending: set[str] = set()
+        self.client.meta.events.register("after-call.secrets-manager.DescribeSecret", self._label_pending)
+
+    def _label_pending(self, parsed: dict[str, Any], **_: Any) -> None:
+        stages = parsed.setdefault("VersionIdsToStages", {})
+        for token in self.pending:
+            labels = stages.setdefault(token, [])
+            if "AWSCURRENT" not in labels and "AWSPENDING" not in labels:
+                labels.append("AWSPENDING")
+
+    def start(self) -> str:
+        token = str(uuid.uuid4())
+        self.pending.add(token)
+        return token
+
+    def step(self, token: str, step: str, client: Any = None) -> None:
+        """One step of the rotation function, by default with the rotator's client."""
+        client = client or self.rotator
+        client.meta.events.register(
+            "after-call.secrets-manager.DescribeSecret", self._label_pending, unique_id=f"pending-{id(self)}"
+        )
+        rotate(client, {"SecretId": self.arn, "ClientRequestToken": token, "Step": step})
+
+    def rotate_fully(self, client: Any = None) -> str:
+        token = self.start()
+        for step in STEP_ORDER:
+            self.step(token, step, client)
+        self.pending.discard(token)
+        return token
+
+    def value(self, stage: str) -> str:
+        return self.client.get_secret_value(SecretId=self.arn, VersionStage=stage)["SecretString"]

@@ -45,9 +45,9 @@ from core.data.items import (
 )
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
-from core.domain.attachments import UPLOAD_URL_SECONDS
 from core.domain.errors import Conflict, NotFound, ServiceUnavailable, UploadWindowClosed
 from core.domain.models import Attachment
+from core.services.attachments import UPLOAD_URL_SECONDS
 from core.wiring import Services, build_services
 from local.aws import MotoServer, client, create_table
 from local.template import Template

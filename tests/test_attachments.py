@@ -1,20 +1,25 @@
 """Attachments: presigned uploads and downloads, upload confirmation, limits, isolation, cascade."""
 
 import base64
+import io
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote_plus, urlparse
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from cleanup.handler import create_handler as create_cleanup_handler
-from core.domain.attachments import clean_file_name, content_disposition
 from core.domain.errors import InvalidInput
+from core.domain.object_keys import object_key, parse_reported_key
+from core.services.attachments import clean_file_name, content_disposition
 from tests.support import ALICE, BOB, BUCKET, TABLE, Backend, HttpResponse, Invoke, lambda_context, load_event
 from uploads.handler import create_handler as create_upload_handler
 
@@ -34,7 +39,7 @@ Upload = Callable[..., dict[str, Any]]
 @pytest.fixture
 def notify(backend: Backend) -> Notify:
     """The upload-event function's answer to S3's "Object Created" event for `key`."""
-    handler = create_upload_handler(backend.services().attachments)
+    handler = create_upload_handler(backend.function("UploadEventsFunction").services().attachments)
 
     def send(key: str, size: int, version_id: str | None = None) -> dict[str, Any]:
         event = load_event("upload-event")
@@ -270,7 +275,9 @@ def test_the_clean_up_function_reports_only_the_records_it_could_not_finish(
     event["Records"].append(removal_event("someone-else", "01JDX6Z8Q3V5K7M9P1R3T5W7Y9")["Records"][0])
     event["Records"][1]["dynamodb"]["SequenceNumber"] = "222"
 
-    result = create_cleanup_handler(backend.services().attachments)(event, lambda_context("TaskCleanupFunction"))
+    result = create_cleanup_handler(backend.function("TaskCleanupFunction").services().attachments)(
+        event, lambda_context("TaskCleanupFunction")
+    )
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "111"}]}
 
@@ -284,7 +291,7 @@ def removal_event(owner: str, task_id: str) -> dict[str, Any]:
 
 
 def clean_up(backend: Backend, owner: str, task_id: str) -> Any:
-    handler = create_cleanup_handler(backend.services().attachments)
+    handler = create_cleanup_handler(backend.function("TaskCleanupFunction").services().attachments)
     return handler(removal_event(owner, task_id), lambda_context("TaskCleanupFunction"))
 
 
@@ -492,3 +499,95 @@ def test_a_replay_for_a_deleted_task_is_a_404(invoke: Invoke, create: Any) -> No
     invoke("delete-task", task_id=task["taskId"], drop_headers=("if-match",))
 
     assert attach(invoke, task["taskId"], headers=KEY).status == 404
+
+
+# Any `sub` an issuer may send, reserved characters and all: Auth0's `auth0|...`, `%`, `+`, `/`, spaces, `~`.
+SUBS = st.one_of(
+    st.sampled_from(["auth0|abc", "a%7Cb", "a%b", "a+b", "a b", "a/b", "a~7Cb", "~", "ü", "東京"]),
+    st.text(min_size=1, max_size=60),
+)
+# How the key reaches the upload function: raw (EventBridge's documented `detail.object.key`), or URL-encoded
+# as a form value the way classic S3 notifications do it, with or without its slashes encoded.
+REPORTED = {
+    "raw": lambda key: key,
+    "form-encoded": lambda key: quote_plus(key, safe="/"),
+    "form-encoded-slashes": lambda key: quote_plus(key, safe=""),
+}
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PROPERTY
+@given(sub=SUBS, reported=st.sampled_from(sorted(REPORTED)))
+def test_an_upload_event_finds_its_record_for_any_sub_raw_or_encoded(
+    invoke: Invoke, notify: Notify, sub: str, reported: str
+) -> None:
+    task = invoke("create-task", user=sub, body={"title": "t"}).json()
+    record = attach(invoke, task["taskId"], user=sub).json()
+    key = record["upload"]["fields"]["key"]
+    put = boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"hello world")
+
+    assert notify(REPORTED[reported](key), 11, put.get("VersionId"))["outcome"] == "available"
+    ids = {"task_id": task["taskId"], "attachment_id": record["attachmentId"]}
+    assert invoke("get-attachment", user=sub, **ids).json()["status"] == "available"
+
+
+@PROPERTY
+@given(owner=SUBS, other=SUBS, reported=st.sampled_from(sorted(REPORTED)))
+def test_a_key_naming_another_owner_marks_nothing(
+    invoke: Invoke, notify: Notify, owner: str, other: str, reported: str
+) -> None:
+    assume(owner != other)
+    task = invoke("create-task", user=owner, body={"title": "t"}).json()
+    record = attach(invoke, task["taskId"], user=owner).json()
+    foreign = object_key(other, task["taskId"], record["attachmentId"])
+
+    assert notify(REPORTED[reported](foreign), 11)["outcome"] == "orphan-deleted"
+    ids = {"task_id": task["taskId"], "attachment_id": record["attachmentId"]}
+    assert invoke("get-attachment", user=owner, **ids).json()["status"] == "pending"
+
+
+@PROPERTY
+@given(key=st.one_of(st.text(max_size=80), st.text(max_size=40).map(lambda tail: "attachments/" + tail)))
+def test_a_malformed_key_is_refused_and_marks_nothing(invoke: Invoke, create: Any, notify: Notify, key: str) -> None:
+    task = create()
+    record = attach(invoke, task["taskId"]).json()
+    assume(parse_reported_key(key) is None)
+
+    assert notify(key, 11)["outcome"] == "ignored"
+    ids = {"task_id": task["taskId"], "attachment_id": record["attachmentId"]}
+    assert invoke("get-attachment", **ids).json()["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    "segment", ["auth0%7Cabc", "auth0|abc", "a~7c", "a~7", "a~", "~FF", "a~41", "", "a+b", "a%20b", "a b"]
+)
+def test_owner_segments_no_owner_is_written_as_are_refused(segment: str) -> None:
+    assert parse_reported_key(f"attachments/{segment}/01JDX6Z8Q3V5K7M9P1R3T5W7Y9/01JDX70B2C4D6F8H0J2K4M6N8P") is None
+
+
+@given(sub=SUBS)
+def test_every_owner_has_one_key_that_reads_back_raw_or_encoded(sub: str) -> None:
+    key = object_key(sub, "01JDX6Z8Q3V5K7M9P1R3T5W7Y9", "01JDX70B2C4D6F8H0J2K4M6N8P")
+
+    assert not set(key) & set("%+ ")
+    for encode in REPORTED.values():
+        assert parse_reported_key(encode(key)) == (sub, "01JDX6Z8Q3V5K7M9P1R3T5W7Y9", "01JDX70B2C4D6F8H0J2K4M6N8P")
+
+
+def test_a_refused_key_is_logged_as_a_warning_with_the_key(aws: None, notify: Notify) -> None:
+    from uploads.handler import logger
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    try:
+        assert notify("attachments/auth0%7Cabc/01JDX6Z8Q3V5K7M9P1R3T5W7Y9/01JDX70B2C4D6F8H0J2K4M6N8P", 11) == {
+            "outcome": "ignored"
+        }
+    finally:
+        logger._logger.removeHandler(handler)
+
+    [record] = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert record["level"] == "WARNING"
+    assert record["key"] == "attachments/auth0%7Cabc/01JDX6Z8Q3V5K7M9P1R3T5W7Y9/01JDX70B2C4D6F8H0J2K4M6N8P"

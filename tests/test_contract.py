@@ -1,15 +1,19 @@
 """The template, the handler and events/ agree with each other."""
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from cleanup.handler import create_handler as create_cleanup_handler
 from core.domain.models import Task
+from local.samples import README_ORDER, load_samples, samples
 from local.specs import function, http_api_routes
 from local.template import Template
 from tasks import app
-from tests.support import EVENTS, Backend, Invoke, load_event
+from tests.support import BUCKET, EVENTS, SAMPLE_RESULTS, TABLE, Backend, Invoke, lambda_context, load_event
+from uploads.handler import create_handler as create_upload_handler
 
 HANDLER = "tasks.app.lambda_handler"
 
@@ -64,13 +68,57 @@ def test_sample_events_succeed_once_their_task_exists(backend: Backend) -> None:
     sub = load_event("get-task")["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
     now = "2026-11-26T15:00:00.000000Z"
     backend.services().repository.create(
-        Task(task_id, sub, "sample", "", "pending", "medium", None, [], now, now, None, 1)
+        Task(taskId=task_id, userId=sub, title="sample", createdAt=now, updatedAt=now, version=1)
     )
 
     for name, status in (("get-task", 200), ("patch-task", 200), ("replace-task", 200), ("create-attachment", 201)):
         response = backend.call(_fresh_if_match(load_event(name)))
         assert response.status == status, (name, response)
     assert backend.call(_fresh_if_match(load_event("delete-task"))).status == 204
+
+
+def test_the_sample_events_answer_in_the_readme_order_once_make_samples_loaded_their_task(backend: Backend) -> None:
+    services = backend.services()
+    loaded = load_samples(backend.dynamodb, TABLE, backend.s3, BUCKET, backend.settings.attachment_limits().max_count)
+    functions = {
+        "UploadEventsFunction": create_upload_handler(services.attachments),
+        "TaskCleanupFunction": create_cleanup_handler(services.attachments),
+    }
+
+    results: dict[str, Any] = {}
+    for name, function_name in README_ORDER:
+        if function_name == "TasksFunction":
+            response = backend.call(load_event(name))
+            results[name] = response.status
+            assert response.status < 400, (name, response)
+        else:
+            results[name] = functions[function_name](load_event(name), lambda_context(function_name))
+
+    assert results == SAMPLE_RESULTS
+    assert [name for name, _ in README_ORDER] == list(SAMPLE_RESULTS)
+    assert loaded == samples()
+    removed = load_event("task-removed")["Records"][0]["dynamodb"]["OldImage"]
+    assert removed["taskId"]["S"] == loaded.task.taskId and removed["version"]["N"] == "3"
+
+
+def test_the_readme_runs_every_sample_event_in_that_order_after_make_samples() -> None:
+    readme = (EVENTS.parent / "README.md").read_text()
+    section = readme[readme.index("## Try it with `sam local`") :]
+    invoked = re.findall(r"^sam local invoke (\w+) .*-e events/([\w-]+)\.json", section, re.MULTILINE)
+
+    assert [(name, function) for function, name in invoked] == list(README_ORDER)
+    assert section.index("make samples") < section.index("sam local invoke")
+
+
+def test_make_samples_can_load_them_again(backend: Backend) -> None:
+    limit = backend.settings.attachment_limits().max_count
+    load_samples(backend.dynamodb, TABLE, backend.s3, BUCKET, limit)
+    backend.call(load_event("patch-task"))
+
+    load_samples(backend.dynamodb, TABLE, backend.s3, BUCKET, limit)
+
+    assert backend.call(load_event("patch-task")).status == 200  # version 1 again
+    assert len(backend.services().attachments.live(samples().task.userId, samples().task.taskId)) == 1
 
 
 def test_every_events_file_is_covered() -> None:

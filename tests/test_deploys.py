@@ -95,8 +95,8 @@ def test_snapstart_is_a_parameter_off_by_default(template: dict[str, Any], trans
 def test_the_export_app_has_the_web_adapter_after_restore_hook(template: dict[str, Any]) -> None:
     variables = template["Resources"]["ExportFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"] == AFTER_RESTORE_PATH
-    layers = template["Resources"]["ExportFunction"]["Properties"]["Layers"]
-    assert any("LambdaAdapterLayerArm64:30" in str(layer) for layer in layers)  # adapter 1.1.0: the first with hooks
+    (layer,) = template["Resources"]["ExportFunction"]["Properties"]["Layers"]
+    assert layer["Fn::Sub"][0].endswith(":layer:${LayerName}:30")  # adapter 1.1.0: the first with hooks
 
 
 def test_the_rollback_alarm_on_answered_500s_watches_a_metric_the_code_emits(template: dict[str, Any]) -> None:

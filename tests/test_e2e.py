@@ -182,7 +182,7 @@ def repository(stack: StackProcess, request: pytest.FixtureRequest) -> TaskRepos
 
 def test_racing_writers_on_one_version_exactly_one_wins(repository: TaskRepository) -> None:
     now = "2026-11-26T00:00:00.000000Z"
-    task = Task(ids.new_id(), "racer", "race", "", "pending", "medium", None, [], now, now, None, 1)
+    task = Task(taskId=ids.new_id(), userId="racer", title="race", createdAt=now, updatedAt=now, version=1)
     repository.create(task)
     outcomes: list[str] = []
 
@@ -201,7 +201,7 @@ def test_racing_writers_on_one_version_exactly_one_wins(repository: TaskReposito
 
 def test_concurrent_updates_without_if_match_are_never_lost(repository: TaskRepository) -> None:
     now = "2026-11-26T00:00:00.000000Z"
-    task = Task(ids.new_id(), "racer", "race", "", "pending", "medium", None, [], now, now, None, 1)
+    task = Task(taskId=ids.new_id(), userId="racer", title="race", createdAt=now, updatedAt=now, version=1)
     repository.create(task)
     changes: list[dict[str, Any]] = [
         {"description": "d"},
@@ -316,6 +316,30 @@ def test_attachment_round_trip_through_s3(stack: StackProcess, alice: Client) ->
     assert alice.call("DELETE", path).status_code == 204
     assert alice.call("GET", path).status_code == 404
     assert requests.get(fetched["download"]["url"], timeout=30).status_code in (403, 404)  # S3 hides what is gone
+
+
+def test_an_upload_by_a_sub_with_reserved_characters_becomes_available(
+    stack: StackProcess, stack_issuer: LocalIssuer
+) -> None:
+    # Auth0's subs hold a `|`; any issuer's may hold `%`, `+`, `/`, spaces or `~`: the key still reads back
+    owner = Client(stack.info["api_url"], stack_issuer, f"auth0|{uuid.uuid4()} a+b%7C/~41ü")
+    task = create(owner, title="with a file")
+    granted = owner.call(
+        "POST",
+        f"/tasks/{task['taskId']}/attachments",
+        json={"fileName": "a.txt", "contentType": "text/plain", "size": 2},
+    )
+    assert granted.status_code == 201, granted.text
+    record = granted.json()
+    upload = record["upload"]
+
+    posted = requests.post(upload["url"], data=upload["fields"], files={"file": ("a.txt", b"hi")}, timeout=30)
+    assert posted.status_code in (200, 201, 204), posted.text
+    stack.drain_events()
+
+    fetched = owner.call("GET", f"/tasks/{task['taskId']}/attachments/{record['attachmentId']}").json()
+    assert fetched["status"] == "available"
+    assert requests.get(fetched["download"]["url"], timeout=30).content == b"hi"
 
 
 def test_deleting_a_task_removes_its_uploaded_files(stack: StackProcess, alice: Client) -> None:

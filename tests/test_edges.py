@@ -29,7 +29,7 @@ from core.http.auth import bearer_token
 from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch, parse_body
 from core.http.body import MAX_BODY_BYTES, json_body_text
 from core.http.etags import MAX_VERSION_DIGITS, none_match, version_from_if_match
-from core.http.query import LIST_PARAMETERS, is_storable_text, parse_list_query
+from core.http.query import LIST_PARAMETERS, RANGES, is_storable_text, parse_list_query
 from tests.support import Invoke
 
 anything = st.text(alphabet=st.characters(codec=None), max_size=80)  # any code point, lone surrogates included
@@ -71,10 +71,11 @@ def test_any_query_string_is_a_usable_query_or_a_400(params: dict[str, str]) -> 
         assert_4xx(error)
         return
     assert 1 <= query.limit <= MAX_LIMIT
-    for value in (query.status, query.priority, query.tag, query.due_before, query.due_after, query.cursor):
+    for value in (*query.filters.values(), query.cursor):
         assert value is None or is_storable_text(value)
-    if query.due_before and query.due_after:
-        assert query.due_after < query.due_before  # an inverted BETWEEN is what DynamoDB rejects
+    for after, before in RANGES:
+        if after.parameter in query and before.parameter in query:  # an inverted BETWEEN is what DynamoDB rejects
+            assert query.filters[after.parameter] < query.filters[before.parameter]
     assert query.cursor is None or (query.cursor.isascii() and len(query.cursor) <= 2048)
 
 
@@ -176,4 +177,4 @@ def _task() -> Any:
     from core.domain.models import Task
 
     now = "2026-01-01T00:00:00.000000Z"
-    return Task("01JDX6Z8Q3V5K7M9P1R3T5W7Y9", "alice", "t", "", "pending", "medium", None, [], now, now, None, 3)
+    return Task(taskId="01JDX6Z8Q3V5K7M9P1R3T5W7Y9", userId="alice", title="t", createdAt=now, updatedAt=now, version=3)

@@ -94,3 +94,47 @@ def test_without_env_json_the_functions_would_not_reach_dynamodb_local(tmp_path:
 
     assert {environment["AWS_ENDPOINT_URL_DYNAMODB"] for environment in environments.values()} == {""}
     assert {environment["TABLE_NAME"] for environment in environments.values()} == {"TasksTable"}
+
+
+RESOLVE_ARCHITECTURES_WITH_SAM_CLI = """
+import json, sys
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+template, overrides = sys.argv[1], json.loads(sys.argv[2])
+stacks, _ = SamLocalStackProvider.get_stacks(template, parameter_overrides=overrides)
+functions = SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get_all()
+print(json.dumps({f.name: {"architectures": f.architectures, "layers": [l.arn for l in f.layers]} for f in functions}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "architecture", "layer"),
+    [
+        ({}, "arm64", "LambdaAdapterLayerArm64"),
+        ({"Architecture": "arm64"}, "arm64", "LambdaAdapterLayerArm64"),
+        ({"Architecture": "x86_64"}, "x86_64", "LambdaAdapterLayerX86"),
+    ],
+)
+def test_sam_local_runs_every_function_on_the_architecture_parameter_with_its_web_adapter_layer(
+    overrides: dict[str, str], architecture: str, layer: str
+) -> None:
+    """`sam local ... --parameter-overrides Architecture=x86_64` (x86_64 machines) as SAM CLI resolves it."""
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": str(ROOT), "SAM_CLI_TELEMETRY": "0"}
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", RESOLVE_ARCHITECTURES_WITH_SAM_CLI, str(ROOT / "template.yaml"), json.dumps(overrides)],
+        cwd=ROOT,
+        env={**clean, "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    functions = json.loads(result.stdout)
+
+    assert set(functions) == set(SETTINGS)
+    assert {name: function["architectures"] for name, function in functions.items()} == {
+        name: [architecture] for name in SETTINGS
+    }
+    assert functions["ExportFunction"]["layers"] == [f"arn:aws:lambda:us-east-1:753240598075:layer:{layer}:30"]

@@ -155,3 +155,41 @@ def test_the_table_can_live_in_dynamodb_local(tmp_path: Path) -> None:
     assert created.status_code == 201
     assert [task["title"] for task in listed.json()["items"]] == ["In DDB Local"]
     assert "local-e2e" in tables
+
+
+def test_a_stack_for_containers_serves_its_issuer_and_aws_on_a_second_address_under_a_name_only_they_resolve(
+    tmp_path: Path,
+) -> None:
+    """`make run ARGS="--issuer http://host.docker.internal:3003 --also-listen 172.17.0.1"`, with 127.0.0.2
+    standing in for Docker's bridge and a name this machine cannot resolve for host.docker.internal."""
+    issuer_port = _free_port()
+    name = f"http://containers-only.invalid:{issuer_port}"
+    stack = start_local_stack(tmp_path, port_issuer=issuer_port, issuer_url=name, also_listen="127.0.0.2")
+    try:
+        alice = stack.issuer.bearer("alice")
+        created = requests.post(f"{stack.api_url}/tasks", json={"title": "t"}, headers=alice, timeout=10)
+        through_url = requests.get(f"{stack.function_url}/tasks", headers=alice, timeout=10)
+        discovery = requests.get(f"http://127.0.0.2:{issuer_port}/.well-known/openid-configuration", timeout=10)
+        aws_port = stack.aws_endpoint.rsplit(":", 1)[1]
+        buckets = client("s3", f"http://127.0.0.2:{aws_port}").list_buckets()["Buckets"]
+    finally:
+        stack.stop()
+
+    assert created.status_code == 201, created.text  # its own authorizer and function never resolve the name
+    assert through_url.status_code == 200, through_url.text
+    assert discovery.json()["issuer"] == name
+    assert discovery.json()["jwks_uri"] == f"{name}/.well-known/jwks.json"
+    assert stack.bucket_name in {bucket["Name"] for bucket in buckets}
+
+
+def test_a_stack_listens_on_loopback_only_unless_told(stack: LocalStack) -> None:
+    for url in (stack.issuer_url, stack.aws_endpoint):
+        port = int(url.rsplit(":", 1)[1])
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.2", port), timeout=2).close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

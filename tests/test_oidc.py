@@ -6,18 +6,15 @@ OIDC discovery; a broken issuer is a 503 with Retry-After, and the last good key
 """
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from core.domain.errors import ServiceUnavailable, Unauthorized
 from core.http.tokens import IssuerKeys, TokenVerifier
 from local.issuer import LocalIssuer, generate_key
-from tests.support import ALICE, AUDIENCE, Backend, make_event
+from tests.support import ALICE, AUDIENCE, Backend, IssuerServer, make_event
 
 SHAPES = {
     # name: (issuer path, discovery path, jwks path)
@@ -30,35 +27,6 @@ SHAPES = {
     "okta": ("/oauth2/default", "/oauth2/default/.well-known/openid-configuration", "/oauth2/default/v1/keys"),
     "entra": ("/tenant-id/v2.0", "/tenant-id/v2.0/.well-known/openid-configuration", "/tenant-id/discovery/v2.0/keys"),
 }
-
-
-class IssuerServer:
-    """Serves `documents` (path -> (status, body)) on a loopback port; `hits` counts requests per path."""
-
-    def __init__(self) -> None:
-        self.documents: dict[str, tuple[int, bytes]] = {}
-        self.hits: dict[str, int] = {}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                status, body = server.documents.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self._http.server_address[1]}"
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
 
 
 @pytest.fixture

@@ -9,52 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.data import tasks as data_tasks
-from core.domain import clock
 from core.http.bodies import TaskFields
 from tests.support import ALICE, BOB, Backend, Invoke
+from tests.task_data import expected, inverted, list_filters, listed_task_fields
 
-task_fields = st.builds(
-    TaskFields,
-    title=st.just("t"),
-    status=st.sampled_from(["pending", "in_progress", "completed", "cancelled"]),
-    priority=st.sampled_from(["low", "medium", "high", "urgent"]),
-    dueDate=st.one_of(st.none(), st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10)),
-    tags=st.lists(st.sampled_from(["home", "work", "later"]), unique=True, max_size=3),
-)
-filters = st.fixed_dictionaries(
-    {},
-    optional={
-        "status": st.sampled_from(["pending", "completed"]),
-        "priority": st.sampled_from(["low", "urgent"]),
-        "tag": st.sampled_from(["home", "work"]),
-        "dueBefore": st.sampled_from(["2000-01-01", "2030-06-30T12:00:00+02:00"]),
-        "dueAfter": st.sampled_from(["1999-12-31", "2025-01-01"]),
-        "sort": st.sampled_from(["createdAt", "dueDate"]),
-    },
-)
-
-
-def expected(tasks: list[dict[str, Any]], query: dict[str, str]) -> list[str]:
-    def due(task: dict[str, Any]) -> str | None:
-        return clock.parse_instant(task["dueDate"]) if task["dueDate"] else None
-
-    def matches(task: dict[str, Any]) -> bool:
-        if query.get("sort") == "dueDate" and task["dueDate"] is None:
-            return False
-        if "dueBefore" in query and not (due(task) and due(task) < clock.parse_instant(query["dueBefore"])):  # type: ignore[operator]
-            return False
-        if "dueAfter" in query and not (due(task) and due(task) > clock.parse_instant(query["dueAfter"])):  # type: ignore[operator]
-            return False
-        return all(task[name] == query[name] for name in ("status", "priority") if name in query) and (
-            "tag" not in query or query["tag"] in task["tags"]
-        )
-
-    chosen = [task for task in tasks if matches(task)]
-    if query.get("sort") == "dueDate":
-        chosen.sort(key=lambda task: (due(task), task["taskId"]))
-    else:
-        chosen.sort(key=lambda task: task["taskId"], reverse=True)
-    return [task["taskId"] for task in chosen]
+task_fields = listed_task_fields()
+filters = list_filters()
 
 
 def walk(invoke: Invoke, user: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
@@ -69,21 +29,14 @@ def walk(invoke: Invoke, user: str, query: dict[str, str]) -> Iterator[dict[str,
             return
 
 
-def inverted(query: dict[str, str]) -> bool:
-    """Both due bounds given, and nothing can be after the first and before the second: a 400."""
-    if "dueAfter" not in query or "dueBefore" not in query:
-        return False
-    return clock.parse_instant(query["dueAfter"]) >= clock.parse_instant(query["dueBefore"])
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.lists(task_fields, max_size=45), query=filters, limit=st.integers(1, 12))
 def test_walking_the_cursors_returns_every_match_once_in_full_pages(
-    backend: Backend, invoke: Invoke, fields: list[TaskFields], query: dict[str, str], limit: int
+    backend: Backend, invoke: Invoke, fields: list[dict[str, Any]], query: dict[str, str], limit: int
 ) -> None:
     user = f"user-{uuid.uuid4()}"
     service = backend.services().tasks
-    tasks = [service.create(user, f.values()).to_json() for f in fields]
+    tasks = [service.create(user, TaskFields.model_validate(f).values()).to_json() for f in fields]
     if inverted(query):
         assert invoke("list-tasks", user=user, query={**query, "limit": str(limit)}).status == 400
         return
@@ -108,7 +61,7 @@ def test_a_read_budget_bounds_every_request_and_the_walk_still_returns_every_mat
     backend: Backend,
     invoke: Invoke,
     monkeypatch: pytest.MonkeyPatch,
-    fields: list[TaskFields],
+    fields: list[dict[str, Any]],
     query: dict[str, str],
     limit: int,
     budget: int,
@@ -117,7 +70,10 @@ def test_a_read_budget_bounds_every_request_and_the_walk_still_returns_every_mat
     monkeypatch.setattr(data_tasks, "LIST_READ_BUDGET", budget)
     monkeypatch.setattr(data_tasks, "LIST_MAX_CALLS", 1)
     user = f"user-{uuid.uuid4()}"
-    tasks = [task.to_json() for task in backend.services().tasks.import_tasks(user, (f.values() for f in fields))]
+    tasks = [
+        task.to_json()
+        for task in backend.services().tasks.import_tasks(user, (TaskFields.model_validate(f).values() for f in fields))
+    ]
     calls: list[int] = []
     backend.dynamodb.meta.events.register("before-call.dynamodb.Query", lambda **_: calls.append(1))
 

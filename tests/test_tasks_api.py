@@ -5,8 +5,13 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from core.domain.fields import TaskField
+from core.domain.models import WRITABLE_FIELDS
 from tests.support import ALICE, BOB, Backend, HttpResponse, Invoke, make_event
+from tests.task_data import values_of
 
 PROBLEM = "application/problem+json"
 
@@ -390,3 +395,27 @@ def test_routes_are_found_with_the_stage_in_the_path_or_not(backend: Backend, st
     event["requestContext"]["stage"] = stage
 
     assert backend.call(event).status == 200
+
+
+CLEARABLE = [row for row in WRITABLE_FIELDS if not row.required and row.default_value() is None]
+
+
+@pytest.mark.parametrize("row", CLEARABLE, ids=lambda row: row.name)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_cleared_optional_field_leaves_the_item_never_a_stored_null(
+    backend: Backend, invoke: Invoke, create: Any, row: TaskField, data: st.DataObject
+) -> None:
+    value = data.draw(values_of(row.annotation).filter(lambda value: value is not None))
+    task = create(**{row.name: value})
+    for method, body in (("patch-task", {row.name: None}), ("replace-task", {"title": "t"})):
+        invoke("patch-task", task_id=task["taskId"], body={row.name: value}, drop_headers=("if-match",))
+
+        response = invoke(method, task_id=task["taskId"], body=body, drop_headers=("if-match",))
+
+        assert response.status == 200, response
+        assert response.json()[row.name] is None
+        key = {"pk": {"S": f"USER#{ALICE}"}, "sk": {"S": f"TASK#{task['taskId']}"}}
+        item = backend.dynamodb.get_item(TableName=backend.settings.table_name, Key=key)["Item"]
+        assert not set(row.attributes(value)) & set(item), method  # derived attributes too
+        assert not any("NULL" in attribute for attribute in item.values()), method

@@ -156,32 +156,55 @@ def test_no_sam_crud_policy_templates_or_broad_managed_policies(
 
 
 def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, Any]) -> None:
-    assert _function_actions(transformed, "TasksFunction") == {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Query",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:ConditionCheckItem",
-        "s3:PutObject",
-        "s3:GetObject",
-        "s3:DeleteObject",
-        "s3:DeleteObjectVersion",
-        "s3:ListBucket",
-        "s3:ListBucketVersions",
-        "secretsmanager:GetSecretValue",
+    # Each action is held both ways: a missing one fails the end-to-end suites (the AWS stand-in authorizes
+    # every request with the caller's role) or tests/test_roles.py (event sources); an unused one fails
+    # tests/test_least_privilege.py.
+    expected = {
+        "TasksFunction": {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:ListBucketVersions",
+            "secretsmanager:GetSecretValue",
+        },
+        "ExportFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
+        "UploadEventsFunction": {
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "sqs:SendMessage",
+        },
+        "TaskCleanupFunction": {
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:ListBucketVersions",
+            "sqs:SendMessage",
+        },
+        "CursorKeyRotationFunction": {
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:GetRandomPassword",
+        },
     }
-    assert _function_actions(transformed, "ExportFunction") == {"dynamodb:Query", "secretsmanager:GetSecretValue"}
-    assert _function_actions(transformed, "UploadEventsFunction") == {
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:ConditionCheckItem",
-        "s3:GetObject",
-        "s3:DeleteObject",
-        "s3:DeleteObjectVersion",
-        "sqs:SendMessage",
-    }
+    assert set(expected) == set(FUNCTIONS), "every function's role is listed here"
+    for function, actions in expected.items():
+        assert _function_actions(transformed, function) == actions, function
 
 
 def test_s3_object_access_is_limited_to_the_attachment_prefix(transformed: dict[str, Any]) -> None:
@@ -311,12 +334,14 @@ def test_streaming_function_runs_behind_the_web_adapter(template: dict[str, Any]
     assert 0 < int(env["EXPORT_SAFETY_SECONDS"]) < function["Timeout"]
     assert function["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
 
-    layers = [layer["Fn::Sub"] if isinstance(layer, dict) else layer for layer in function["Layers"]]
-    adapter = [layer for layer in layers if ":layer:LambdaAdapterLayerArm64:" in layer]
-    assert len(adapter) == 1, layers
+    # The adapter's layer for the functions' architecture (test_local_sam_env resolves it both ways).
+    (layer,) = function["Layers"]
+    arn, variables = layer["Fn::Sub"]
     assert re.fullmatch(
-        r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075:layer:LambdaAdapterLayerArm64:\d+", adapter[0]
+        r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075:layer:\$\{LayerName\}:\d+", arn
     )
+    assert variables == {"LayerName": {"Fn::If": ["IsArm64", "LambdaAdapterLayerArm64", "LambdaAdapterLayerX86"]}}
+    assert template["Conditions"]["IsArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
 
     assert function["Handler"] == "streaming/run.sh"
     run_sh = ROOT / "src" / function["Handler"]
@@ -329,7 +354,11 @@ def test_streaming_function_runs_behind_the_web_adapter(template: dict[str, Any]
     assert b"AWS_LWA_PORT" in content
 
 
-def test_every_function_is_python313_arm64_with_its_own_log_group(transformed: dict[str, Any]) -> None:
+def test_every_function_is_python313_arm64_with_its_own_log_group(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    architecture = template["Parameters"]["Architecture"]
+    assert architecture["Default"] == "arm64" and set(architecture["AllowedValues"]) == {"arm64", "x86_64"}
     functions = _resources(transformed, "AWS::Lambda::Function")
     assert set(functions) == set(FUNCTIONS)
     log_groups = _resources(transformed, "AWS::Logs::LogGroup")
@@ -337,7 +366,7 @@ def test_every_function_is_python313_arm64_with_its_own_log_group(transformed: d
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
-        assert properties["Architectures"] == ["arm64"], name
+        assert properties["Architectures"] == [{"Ref": "Architecture"}], name
         assert properties["TracingConfig"] == {"Mode": "Active"}, name
         group = properties["LoggingConfig"]["LogGroup"]["Ref"]
         assert group in log_groups, name

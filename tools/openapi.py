@@ -1,7 +1,8 @@
 """Generate `openapi.json` (OpenAPI 3.1) from the code: never edited by hand.
 
 Sources: the CRUD function's route table (`tasks.app.operations()`, each route function's docstring as
-its summary), the request body models the routes validate with (`core.http.bodies`), the query rules
+its summary), the field table (`core.domain.models.Task`): the request body models derived from it
+(`core.http.bodies`), its filters as query parameters and the task schema; the listing's own parameters
 (`core.http.query`, `core.domain.listing`), the response shapes (`core.domain.models`,
 `core.http.representations`), the problem types (`core.http.problems`), the export app's routes and
 framings (`streaming.app`, `streaming.framing`) and the local stack's default ports and stage.
@@ -19,20 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
-from core.domain.attachments import UPLOAD_URL_SECONDS
 from core.domain.listing import DEFAULT_LIMIT, MAX_LIMIT, SORTS
-from core.domain.models import ATTACHMENT_FIELDS, PRIORITIES, READ_ONLY_FIELDS, STATUSES, Attachment, Task
+from core.domain.models import ATTACHMENT_FIELDS, LIST_FILTERS, PUBLIC_FIELDS, Attachment
 from core.http import problems
-from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch
-from core.http.query import LIST_PARAMETERS
+from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch, pydantic_type
+from core.http.query import LIST_PARAMETERS, MAX_CURSOR_LENGTH, RANGES
 from core.http.representations import DownloadGrant, UploadGrant
+from core.services.attachments import UPLOAD_URL_SECONDS
 from local import specs
 from local.stack import StackOptions
 from local.template import Template
 from streaming import app as export_app
 from streaming.framing import FRAMINGS
 from tasks import app as crud_app
+from tasks.idempotency import KEY_FORMAT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = REPO_ROOT / "openapi.json"
@@ -53,6 +56,7 @@ ERRORS: dict[str, tuple[int, ...]] = {
     "deleteAttachment": (404,),
     "exportTasks": (400,),
 }
+USABLE_FILE_NAME = r"\w[^/\\]*$"  # core.services.attachments.clean_file_name leaves something of it
 IDEMPOTENT_CREATES = ("createTask", "createAttachment")
 CONDITIONAL_WRITES = ("patchTask", "replaceTask", "deleteTask")
 REPLAYED_GRANTS = {
@@ -150,7 +154,7 @@ def crud_operation(operation_id: str, function: Callable[..., Any]) -> dict[str,
                 "A retry with the same key and body within 24 hours returns the first response without a second "
                 "write; the same key with another body is a 422; a retry while the first runs is a 409 with "
                 "Retry-After. Scoped to the caller." + REPLAYED_GRANTS.get(operation_id, ""),
-                {"type": "string", "minLength": 1, "maxLength": 255},
+                {"type": "string", "pattern": f"^{KEY_FORMAT.pattern}$"},
             )
         )
     if parameters:
@@ -195,12 +199,12 @@ _STR = {"type": "string"}
 
 
 def list_parameters(names: Iterable[str]) -> list[dict[str, Any]]:
+    """The listing's query parameters: the field table's filters, then sort, limit and cursor."""
     rules: dict[str, tuple[dict[str, Any], str]] = {
-        "status": ({"type": "string", "enum": list(STATUSES)}, "Only tasks with this status."),
-        "priority": ({"type": "string", "enum": list(PRIORITIES)}, "Only tasks with this priority."),
-        "tag": ({"type": "string", "minLength": 1, "maxLength": 50}, "Only tasks carrying this tag."),
-        "dueBefore": (_STR, "Due before this ISO 8601 date or date-time with offset."),
-        "dueAfter": (_STR, "Due after this ISO 8601 date or date-time with offset."),
+        known.parameter: (_type_schema(known.filter.value), known.filter.description + _range_rule(known.parameter))
+        for known in LIST_FILTERS
+    }
+    rules |= {
         "sort": (
             {"type": "string", "enum": list(SORTS), "default": SORTS[0]},
             "`createdAt`: newest first; `dueDate`: soonest first, tasks without a due date left out.",
@@ -209,12 +213,29 @@ def list_parameters(names: Iterable[str]) -> list[dict[str, Any]]:
             {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
             "Page size. A page may hold fewer (even none) when the read budget ran out: follow nextCursor.",
         ),
-        "cursor": (_STR, "The previous page's nextCursor, with the same filters."),
+        "cursor": (
+            {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+            "The previous page's nextCursor, with the same filters (a cursor is opaque and signed: any other "
+            "value is a 400; empty means none).",
+        ),
     }
     return [
         {"name": name, "in": "query", "required": False, "description": rules[name][1], "schema": rules[name][0]}
         for name in names
     ]
+
+
+def _range_rule(parameter: str) -> str:
+    """The cross-parameter rule OpenAPI cannot express, in words: a range's lower bound below its upper."""
+    for after, before in RANGES:
+        if parameter in (after.parameter, before.parameter):
+            return f" With both, {after.parameter} must be earlier than {before.parameter} (both bounds exclusive)."
+    return ""
+
+
+def _type_schema(kind: Any, mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+    schema: dict[str, Any] = _untitled(TypeAdapter(pydantic_type(kind)).json_schema(mode=mode))
+    return schema
 
 
 def success_responses(operation_id: str) -> dict[str, Any]:
@@ -368,22 +389,21 @@ def problem_response(status: int) -> dict[str, Any]:
 
 def schemas() -> dict[str, Any]:
     found = {model.__name__: _model_schema(model) for model in (TaskFields, TaskPatch, AttachmentRequest)}
-    task = _dataclass_schema(Task, exclude={"hasAttachments"})
-    for name, rule in found["TaskFields"]["properties"].items():
-        task["properties"][name] = {key: value for key, value in rule.items() if key != "default"}
-    for name in READ_ONLY_FIELDS:
-        task["properties"][name]["readOnly"] = True
-    task["properties"]["version"]["minimum"] = 1
+    task = task_schema()
     parameters = Template.load().parameters
     allowed = found["AttachmentRequest"]["properties"]
+    # The limits are the stack's parameters: the document states a stack deployed with the defaults.
+    allowed["contentType"]["enum"] = parameters["AttachmentContentTypes"].split(",")
     allowed["contentType"]["description"] = (
-        "One of the stack's AttachmentContentTypes parameter (by default: "
-        + parameters["AttachmentContentTypes"].replace(",", ", ")
-        + ")."
+        "One of the stack's AttachmentContentTypes parameter (the enum lists its default)."
     )
+    allowed["size"]["maximum"] = int(parameters["AttachmentMaxBytes"])
     allowed["size"]["description"] = (
-        "The exact size in bytes; at most the AttachmentMaxBytes parameter "
-        f"(by default {parameters['AttachmentMaxBytes']})."
+        "The exact size in bytes; at most the AttachmentMaxBytes parameter (the maximum is its default)."
+    )
+    allowed["fileName"]["pattern"] = USABLE_FILE_NAME
+    allowed["fileName"]["description"] = (
+        "Only its last path segment is kept, without control characters; that must hold a letter, digit or _."
     )
     attachment = _dataclass_schema(Attachment, keep=set(ATTACHMENT_FIELDS))
     attachment["properties"]["status"]["enum"] = ["pending", "available"]
@@ -462,6 +482,20 @@ def schemas() -> dict[str, Any]:
             },
         },
     }
+
+
+def task_schema() -> dict[str, Any]:
+    """The task as the API returns it: every public field of the table, read-only ones marked."""
+    properties = {}
+    for row in PUBLIC_FIELDS:
+        schema = _type_schema(row.annotation, "serialization")
+        if row.spec.description:
+            schema["description"] = row.spec.description
+        if not row.spec.writable:
+            schema["readOnly"] = True
+        properties[row.name] = schema
+    properties["version"]["minimum"] = 1
+    return {"type": "object", "required": [row.name for row in PUBLIC_FIELDS], "properties": properties}
 
 
 def _model_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.config import Settings
 from core.data.items import removed_task
-from core.domain.attachments import AttachmentService
+from core.services.attachments import AttachmentService
 from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 

@@ -17,9 +17,9 @@ from core.data.attachments import AttachmentRecords
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
 from core.domain import clock
-from core.domain.attachments import AttachmentService
 from core.domain.cursor import CursorCodec, CursorKeys, FixedKeys
-from core.domain.tasks import TaskService
+from core.services.attachments import AttachmentService
+from core.services.tasks import TaskService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -10,8 +10,11 @@ the body with an error record instead of the end record (`streaming.framing`). `
 the export returns everything (GET /tasks pages by `limit`).
 """
 
+import asyncio
 import time
+from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
@@ -19,6 +22,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import ExportSettings
 from core.domain import errors
@@ -36,6 +40,7 @@ EXPORT_PATH = "/tasks/export"
 HEALTH_PATH = "/healthz"
 NO_STORE = {"Cache-Control": "no-store"}
 AFTER_RESTORE_PATH = "/_snapstart/after-restore"  # AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH in template.yaml
+DROP_CONNECTION = "serverless-tasks.drop-connection"
 
 
 class Exporter:
@@ -60,7 +65,7 @@ class Exporter:
         framing = FRAMINGS[format_name]
         resume = partial(self._tasks.resume_cursor, owner, query)
         stream = ExportStream(first, pages, resume, framing, budget, log_keys)
-        return StreamingResponse(stream.chunks(), media_type=framing.media_type, headers=NO_STORE)
+        return DeadlineStreamingResponse(stream.chunks(), budget, log_keys, media_type=framing.media_type)
 
     def after_restore(self, request: Request) -> Response:
         """The Web Adapter's SnapStart hook, called once before a restored environment serves: it gets its
@@ -69,6 +74,66 @@ class Exporter:
         self._tasks = build_services(self._settings, dynamodb_client(), s3_client).tasks
         self._authenticator = Authenticator(self._settings)
         return Response(status_code=204)
+
+
+class DeadlineStreamingResponse(StreamingResponse):
+    """A streaming response every write of which must be done by the budget's cut-off, however slowly the
+    client reads; past it, the response is dropped unfinished (no final line: the client knows it is
+    incomplete) and the function ends its invocation before its timeout.
+
+    Why a write can wait that long: the Web Adapter forwards uvicorn's response body to Lambda's Runtime
+    API as it reads it (`lambda_http::run_with_streaming_response`, aws-lambda-web-adapter src/lib.rs),
+    so when Lambda takes the stream slowly (past 6 MB it streams at most 2 MB/s, and a client that reads
+    slowly holds it back; https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html)
+    the adapter stops reading, the socket fills, and uvicorn's `send()` waits for it to drain. The export
+    checks its deadline between writes (`ExportStream`) and ends cleanly when it can; this bounds the writes.
+    """
+
+    def __init__(self, content: Iterator[bytes], budget: Budget, log_keys: dict[str, Any], media_type: str):
+        super().__init__(content, media_type=media_type, headers=NO_STORE)
+        self._budget = budget
+        self._log_keys = log_keys
+        self._drop_connection: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._drop_connection = (scope.get("extensions") or {}).get(DROP_CONNECTION)
+        await super().__call__(scope, receive, send)
+
+    async def stream_response(self, send: Send) -> None:
+        async def write(message: Message) -> None:
+            async with asyncio.timeout(max(self._budget.seconds_to_cut_off(), 0)):
+                await send(message)
+
+        try:
+            await write({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.body_iterator:
+                await write({"type": "http.response.body", "body": chunk, "more_body": True})
+            await write({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            logger.warning(
+                "export dropped at the cut-off: the client reads too slowly to finish before the deadline",
+                extra={**self._log_keys, "seconds_to_deadline": round(self._budget.deadline - self._budget.clock(), 3)},
+            )
+            if self._drop_connection is not None:
+                self._drop_connection()
+                await asyncio.sleep(0)  # let the server see the connection go before this response returns
+
+
+def with_connection_drop(app: ASGIApp) -> ASGIApp:
+    """`app`, given a way to drop a request's connection (ASGI has none) as `scope["extensions"][DROP_CONNECTION]`.
+
+    uvicorn's `send` is a method of the request's cycle, which holds the connection's asyncio transport:
+    `abort()` closes it at once, discarding what is buffered (a `close()` would wait for the slow client to
+    read it all). Under any other server the extension is absent and a dropped response just ends.
+    """
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if scope["type"] == "http" and isinstance(transport, asyncio.Transport):
+            scope["extensions"] = {**(scope.get("extensions") or {}), DROP_CONNECTION: transport.abort}
+        await app(scope, receive, send)
+
+    return serve
 
 
 def parse_export_query(params: QueryParams) -> tuple[ListQuery, str]:
@@ -172,4 +237,4 @@ def _from_environment() -> Starlette:
     return create_app(settings, build_services(settings, dynamodb_client(), s3_client))
 
 
-app = cold_start(_from_environment, misconfigured_app, logger)
+app = with_connection_drop(cold_start(_from_environment, misconfigured_app, logger))

@@ -16,8 +16,8 @@ from aws_lambda_powertools import Logger
 from core.config import ExportSettings
 from core.domain import errors
 from core.domain.cursor import Position
-from core.domain.tasks import ExportPage
 from core.http import problems
+from core.services.tasks import ExportPage
 from streaming.framing import Framing, dumps
 
 logger = Logger()
@@ -29,6 +29,7 @@ LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"  # set by the Web Adapter: {"req
 REQUEST_ID_HEADER = "x-amzn-request-id"
 FLUSH_BYTES = 32 * 1024  # hand the server small batches, not one write per task
 TRAILER_RESERVE_BYTES = 4 * 1024  # kept free in the byte budget for the final line (a cursor is <= 2 KiB)
+CUT_OFF_MARGIN_SECONDS = 2.0  # left after a too-slow response is dropped, for the adapter to end the invocation
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,22 @@ class Budget:
         return size + TRAILER_RESERVE_BYTES > self.max_bytes
 
     def near_deadline(self) -> bool:
-        """Whether too little time is left to read another page safely."""
+        """Whether too little time is left to read another page, or write more, safely."""
         return self.deadline - self.clock() < self.safety_seconds
+
+    def seconds_to_cut_off(self) -> float:
+        """How long a write may still take. At the cut-off, just before the deadline, a response still being
+        written (a client reading too slowly to take even the final line in time) is dropped, unfinished."""
+        return self.deadline - min(CUT_OFF_MARGIN_SECONDS, self.safety_seconds / 2) - self.clock()
 
 
 class ExportStream:
     """The body of one export response: pages from `first` on, until the end, the budget or a failure.
 
     The budgets are checked for every page read, whether or not anything in it matched: the deadline after
-    each page, the byte budget before each task. Where it stops, the cursor resumes after the last task
-    written or, past a page, after the last item read, so it always moves forward.
+    each page and after each batch handed to the server (a slow client makes those writes slow), the byte
+    budget before each task. Where it stops, the cursor resumes after the last task written or, past a
+    page, after the last item read, so it always moves forward.
     """
 
     def __init__(
@@ -123,6 +130,9 @@ class ExportStream:
                     if len(buffer) >= FLUSH_BYTES:
                         yield bytes(buffer)
                         buffer.clear()
+                        if self._budget.near_deadline():
+                            stopped = "deadline"
+                            break
                 else:
                     if page.last_key is None:
                         break

@@ -3,8 +3,8 @@
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from core.domain.attachments import Upload
 from core.http.representations import download_json, granted_upload, upload_json
+from core.services.attachments import Upload
 from tasks.http import Request, json_response
 
 router = APIGatewayHttpRouter()

@@ -18,7 +18,7 @@ from tasks.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tasks.idempotency import Idempotency, Replayed, Respond
 
 if TYPE_CHECKING:
-    from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch
+    from core.http.bodies import AttachmentRequest, FieldChanges, WritableFields
 
 logger = Logger()
 
@@ -50,12 +50,12 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.event.headers.get(name)
 
-    def task_fields(self) -> "TaskFields":
+    def task_fields(self) -> "WritableFields":
         from core.http.bodies import TaskFields, parse_body  # pydantic loads only for requests that carry a body
 
         return parse_body(TaskFields, self._body_text)
 
-    def task_patch(self) -> "TaskPatch":
+    def task_patch(self) -> "FieldChanges":
         from core.http.bodies import TaskPatch, parse_body
 
         return parse_body(TaskPatch, self._body_text)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.config import Settings
-from core.domain.attachments import AttachmentService
+from core.services.attachments import AttachmentService
 from core.startup import Handler, RestorableHandler
 from core.wiring import build_services, dynamodb_client, s3_client
 
@@ -28,7 +28,10 @@ def create_handler(attachments: AttachmentService) -> Handler:
         detail = event.detail
         key, size = detail["object"]["key"], int(detail["object"]["size"])
         outcome = attachments.confirm_upload(key, size, detail["object"].get("version-id"))
-        logger.info("upload event handled", extra={"key": key, "size": size, "outcome": outcome})
+        if outcome == "ignored":  # not a key this service made: refused, and nothing is marked or deleted
+            logger.warning("upload event for a key this service did not make", extra={"key": key, "size": size})
+        else:
+            logger.info("upload event handled", extra={"key": key, "size": size, "outcome": outcome})
         metrics.add_metric(name=f"Upload-{outcome}", unit=MetricUnit.Count, value=1)
         return {"outcome": outcome}
 

@@ -280,12 +280,23 @@ class AttachmentRecords:
 
     def reopen(self, attachment: Attachment, upload_expires_at: int) -> Attachment:
         """Give a pending record a new upload window (it keeps its slot), while its task exists; NotFound when
-        it is no longer pending or the task is gone."""
+        it is no longer pending or the task is gone. The task's version moves too (as on every change to its
+        records), which is also how the task's existence is checked: with the one action, UpdateItem, that
+        the CRUD function's role already has for the grant."""
         owner, task_id = attachment.userId, attachment.taskId
         with aws_errors(STORE, condition_failed=lambda _: NotFound("no pending attachment")):
             self._client.transact_write_items(
                 TransactItems=[
-                    self._task_exists(owner, task_id),
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": serialize(task_item_key(owner, task_id)),
+                            "UpdateExpression": "SET #version = if_not_exists(#version, :zero) + :one",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#version": VERSION},
+                            "ExpressionAttributeValues": serialize({":one": 1, ":zero": 0}),
+                        }
+                    },
                     {
                         "Update": {
                             "TableName": self._table,

@@ -6,6 +6,8 @@ Tasks:       pk=USER#<owner>  sk=TASK#<taskId>
 Attachments: pk=USER#<owner>  sk=ATT#<taskId>#<attachmentId>
 """
 
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -13,7 +15,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from core.domain import clock, ids
 from core.domain.errors import NotFound
-from core.domain.models import Attachment, Task
+from core.domain.fields import Stored, TaskField
+from core.domain.models import FIELDS_BY_NAME, PUBLIC_FIELDS, TASK_FIELDS, Attachment, Task
 
 PENDING_RECORD_GRACE_SECONDS = 24 * 3600  # DynamoDB TTL removes dead pending records this long after their window
 
@@ -65,71 +68,90 @@ def due_key(due_at: str, task_id: str) -> str:
     return f"{due_at}#{task_id}"
 
 
+def index_keys(owner: str, task_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The index key attributes that follow the fields among `values` (None: the attribute goes)."""
+    keys: dict[str, Any] = {}
+    if "status" in values:
+        keys["gsi1pk"] = status_key(owner, values["status"])
+    if "dueDate" in values:
+        due = values["dueDate"]
+        keys["gsi2pk"] = None if due is None else user_key(owner)
+        keys["gsi2sk"] = None if due is None else due_key(clock.parse_instant(due), task_id)
+    return keys
+
+
+def field_attributes(owner: str, task_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every item attribute that `values` (field name -> value) decide, index keys included (None: absent)."""
+    attributes: dict[str, Any] = {}
+    for name, value in values.items():
+        attributes.update(FIELDS_BY_NAME[name].attributes(value))
+    return {**attributes, **index_keys(owner, task_id, values)}
+
+
 def task_item(task: Task) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        **task_item_key(task.userId, task.taskId),
-        "gsi1pk": status_key(task.userId, task.status),
-        "gsi1sk": task_key(task.taskId),
-        "taskId": task.taskId,
-        "userId": task.userId,
-        "title": task.title,
-        "description": task.description,
-        "status": task.status,
-        "priority": task.priority,
-        "tags": task.tags,
-        "createdAt": task.createdAt,
-        "updatedAt": task.updatedAt,
-        "version": task.version,
-    }
-    if task.dueDate is not None:
-        due_at = clock.parse_instant(task.dueDate)
-        item.update(
-            dueDate=task.dueDate, dueAt=due_at, gsi2pk=user_key(task.userId), gsi2sk=due_key(due_at, task.taskId)
-        )
-    if task.completedAt is not None:
-        item["completedAt"] = task.completedAt
-    return item
+    values = {row.name: getattr(task, row.name) for row in TASK_FIELDS}
+    item = {**task_item_key(task.userId, task.taskId), "gsi1sk": task_key(task.taskId)}
+    item.update(field_attributes(task.userId, task.taskId, values))
+    return {name: value for name, value in item.items() if value is not None}
+
+
+_PLAIN: dict[Stored, Callable[[Any], Any]] = {
+    Stored.TEXT: str,
+    Stored.NUMBER: int,
+    Stored.TEXT_LIST: list,
+    Stored.FLAG: bool,
+}
+_TYPED: dict[Stored, Callable[[Any], Any]] = {
+    Stored.TEXT: operator.itemgetter("S"),
+    Stored.NUMBER: lambda value: int(value["N"]),
+    Stored.TEXT_LIST: lambda value: [element["S"] for element in value["L"]],
+    Stored.FLAG: operator.itemgetter("BOOL"),
+}
+
+
+def _reader(
+    rows: tuple[TaskField, ...], kinds: dict[Stored, Callable[[Any], Any]]
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """Field values from an item: each attribute read as its field is stored; absent, the field's default."""
+    plan = [(row.name, row.attribute, kinds[row.spec.stored], _fallback(row)) for row in rows]
+
+    def read(item: Mapping[str, Any]) -> dict[str, Any]:
+        get = item.get
+        return {
+            name: fallback() if (value := get(attribute)) is None else convert(value)
+            for name, attribute, convert, fallback in plan
+        }
+
+    return read
+
+
+def _fallback(row: TaskField) -> Callable[[], Any]:
+    """What an absent attribute reads as: the field's default; a required field's absence is a KeyError."""
+    if not row.required:
+        return row.default_value
+
+    def missing() -> Any:
+        raise KeyError(row.attribute)
+
+    return missing
+
+
+_task_values = _reader(TASK_FIELDS, _PLAIN)
 
 
 def task_from_item(item: dict[str, Any]) -> Task:
-    return Task(
-        taskId=item["taskId"],
-        userId=item["userId"],
-        title=item["title"],
-        description=item.get("description", ""),
-        status=item["status"],
-        priority=item["priority"],
-        dueDate=item.get("dueDate"),
-        tags=list(item.get("tags", [])),
-        createdAt=item["createdAt"],
-        updatedAt=item["updatedAt"],
-        completedAt=item.get("completedAt"),
-        version=int(item["version"]),
-        hasAttachments=bool(item.get("hasAttachments", False)),
-    )
+    return Task(**_task_values(item))
+
+
+_task_json = _reader(PUBLIC_FIELDS, _TYPED)
 
 
 def task_json_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A task's public fields straight from its DynamoDB item, as `Task.to_json()` gives them.
+    """A task's public fields straight from its DynamoDB item (typed), as `Task.to_json()` gives them.
 
     The export's fast path: no deserializer, no model, for tens of thousands of items a response.
     """
-    due, completed = item.get("dueDate"), item.get("completedAt")
-    description, tags = item.get("description"), item.get("tags")
-    return {
-        "taskId": item["taskId"]["S"],
-        "userId": item["userId"]["S"],
-        "title": item["title"]["S"],
-        "description": description["S"] if description else "",
-        "status": item["status"]["S"],
-        "priority": item["priority"]["S"],
-        "dueDate": due["S"] if due else None,
-        "tags": [tag["S"] for tag in tags["L"]] if tags else [],
-        "createdAt": item["createdAt"]["S"],
-        "updatedAt": item["updatedAt"]["S"],
-        "completedAt": completed["S"] if completed else None,
-        "version": int(item["version"]["N"]),
-    }
+    return _task_json(item)
 
 
 def attachment_item(attachment: Attachment) -> dict[str, Any]:

@@ -1,25 +1,30 @@
 """Which DynamoDB Query serves a listing: the table or an index, its key condition and its filters.
 
 Key conditions (no item read in vain): the owner; status (byStatus); the due-date order with or without a
-due range (byDueDate); status in due-date order, with or without a range (byStatusDueDate). Post-filters
-(read, then dropped, within the request's read budget): priority, tag, and a due range in the default
-createdAt order.
+due range (byDueDate); status in due-date order, with or without a range (byStatusDueDate). Every other
+filter of the field table (`Filter.key_indexes` says which index serves which) is a post-filter: read,
+then dropped, within the request's read budget (priority, tag, and a due range in the createdAt order).
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from core.data.items import serialize, status_key, user_key
+from core.domain.fields import DUE_DATE_INDEX, STATUS_DUE_DATE_INDEX, STATUS_INDEX, Match
 from core.domain.listing import ListQuery
+from core.domain.models import LIST_FILTERS
 
-STATUS_INDEX = "byStatus"
-DUE_DATE_INDEX = "byDueDate"
-STATUS_DUE_DATE_INDEX = "byStatusDueDate"
 INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     None: ("pk", "sk"),
     STATUS_INDEX: ("pk", "sk", "gsi1pk", "gsi1sk"),
     DUE_DATE_INDEX: ("pk", "sk", "gsi2pk", "gsi2sk"),
     STATUS_DUE_DATE_INDEX: ("pk", "sk", "gsi1pk", "gsi2sk"),
+}
+CONDITIONS = {
+    Match.EQUALS: "#{name} = :{value}",
+    Match.CONTAINS: "contains(#{name}, :{value})",
+    Match.BEFORE: "#{name} < :{value}",
+    Match.AFTER: "#{name} > :{value}",
 }
 
 
@@ -36,51 +41,37 @@ class QueryPlan:
 
 
 def plan(owner: str, query: ListQuery) -> QueryPlan:
-    owner_key = user_key(owner)
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":pk": owner_key}
-    filters: list[str] = []
-
-    def add_filter(expression: str, attribute: str, value_name: str, value: Any) -> None:
-        names[f"#{attribute}"] = attribute
-        values[value_name] = value
-        filters.append(expression)
-
+    status, due_after, due_before = query.get("status"), query.get("dueAfter"), query.get("dueBefore")
+    values: dict[str, Any] = {":pk": user_key(owner)}
     if query.sort == "dueDate":
-        # Due ranges and status are key conditions here: byStatusDueDate is keyed on status then due date.
-        index: str | None = STATUS_DUE_DATE_INDEX if query.status else DUE_DATE_INDEX
-        key = "gsi1pk = :pk" if query.status else "gsi2pk = :pk"
-        if query.status:
-            values[":pk"] = status_key(owner, query.status)
-        if query.due_after and query.due_before:
-            key += " AND gsi2sk BETWEEN :after AND :before"
-        elif query.due_after:
-            key += " AND gsi2sk > :after"
-        elif query.due_before:
-            key += " AND gsi2sk < :before"
-        if query.due_after:
-            values[":after"] = query.due_after + "#~"  # "~" sorts after every task id
-        if query.due_before:
-            values[":before"] = query.due_before
+        index: str | None = STATUS_DUE_DATE_INDEX if status else DUE_DATE_INDEX
+        key = "gsi1pk = :pk" if status else "gsi2pk = :pk"
+        if due_after and due_before:
+            key += " AND gsi2sk BETWEEN :dueAfter AND :dueBefore"
+        elif due_after:
+            key += " AND gsi2sk > :dueAfter"
+        elif due_before:
+            key += " AND gsi2sk < :dueBefore"
+        if due_after:
+            values[":dueAfter"] = due_after + "#~"  # "~" sorts after every task id
+        if due_before:
+            values[":dueBefore"] = due_before
         forward = True
+    elif status:
+        index, key, forward = STATUS_INDEX, "gsi1pk = :pk", False
     else:
-        if query.status:
-            index = STATUS_INDEX
-            key = "gsi1pk = :pk"
-            values[":pk"] = status_key(owner, query.status)
-        else:
-            index = None
-            key = "pk = :pk AND begins_with(sk, :tasks)"
-            values[":tasks"] = "TASK#"
-        if query.due_after:
-            add_filter("#dueAt > :after", "dueAt", ":after", query.due_after)
-        if query.due_before:
-            add_filter("#dueAt < :before", "dueAt", ":before", query.due_before)
-        forward = False
-    if query.priority:
-        add_filter("#priority = :priority", "priority", ":priority", query.priority)
-    if query.tag:
-        add_filter("contains(#tags, :tag)", "tags", ":tag", query.tag)
+        index, key, forward = None, "pk = :pk AND begins_with(sk, :tasks)", False
+        values[":tasks"] = "TASK#"
+    if status:
+        values[":pk"] = status_key(owner, status)
+
+    names: dict[str, str] = {}
+    filters: list[str] = []
+    for known in LIST_FILTERS:
+        if known.parameter in query and index not in known.filter.key_indexes:
+            names[f"#{known.attribute}"] = known.attribute
+            values[f":{known.parameter}"] = query.filters[known.parameter]
+            filters.append(CONDITIONS[known.filter.match].format(name=known.attribute, value=known.parameter))
 
     request: dict[str, Any] = {
         "KeyConditionExpression": key,

@@ -11,9 +11,8 @@ from botocore.exceptions import ClientError
 from core.data.aws_errors import aws_errors
 from core.data.items import (
     deserialize,
-    due_key,
+    field_attributes,
     serialize,
-    status_key,
     task_from_item,
     task_item,
     task_item_key,
@@ -111,27 +110,17 @@ class TaskRepository:
             names[f"#{attribute}"] = attribute
             removes.append(f"#{attribute}")
 
-        for field, value in changes.items():
-            if field == "dueDate":
-                if value is None:
-                    for attribute in ("dueDate", "dueAt", "gsi2pk", "gsi2sk"):
-                        remove(attribute)
-                else:
-                    due_at = clock.parse_instant(value)
-                    assign("dueDate", value)
-                    assign("dueAt", due_at)
-                    assign("gsi2pk", user_key(owner))
-                    assign("gsi2sk", due_key(due_at, task_id))
-            elif field == "status":
-                assign("status", value)
-                assign("gsi1pk", status_key(owner, value))
-                if value == "completed":
-                    names["#completedAt"] = "completedAt"
-                    sets.append("#completedAt = if_not_exists(#completedAt, :now)")
-                else:
-                    remove("completedAt")
+        for attribute, value in field_attributes(owner, task_id, changes).items():
+            if value is None:  # a cleared field leaves the item: never a stored NULL
+                remove(attribute)
             else:
-                assign(field, value)
+                assign(attribute, value)
+        if "status" in changes:  # completedAt follows the status
+            if changes["status"] == "completed":
+                names["#completedAt"] = "completedAt"
+                sets.append("#completedAt = if_not_exists(#completedAt, :now)")
+            else:
+                remove("completedAt")
 
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         condition = "attribute_exists(pk)"

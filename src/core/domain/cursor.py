@@ -53,13 +53,14 @@ class CursorCodec:
         signing_secret = next(self._keys.accepted())
         return f"{body}.{_sign(signing_secret, body, owner, fingerprint)}"
 
-    def decode(self, token: str, owner: str, fingerprint: str) -> Position:
+    def decode(self, token: str, owner: str, *fingerprints: str) -> Position:
+        """The position of a cursor signed for `owner` and any of `fingerprints` (the current one first)."""
         body, _, signature = token.partition(".")
         if not body or not signature or len(token) > MAX_CURSOR_LENGTH:
             raise InvalidCursor("the cursor is malformed")
         if not (
-            self._verifies(signature, body, owner, fingerprint, refresh=False)
-            or self._verifies(signature, body, owner, fingerprint, refresh=True)
+            self._verifies(signature, body, owner, fingerprints, refresh=False)
+            or self._verifies(signature, body, owner, fingerprints, refresh=True)
         ):
             raise InvalidCursor("the cursor is not valid for this caller and these filters")
         try:
@@ -75,10 +76,11 @@ class CursorCodec:
             raise InvalidCursor("the cursor is malformed")
         return position
 
-    def _verifies(self, signature: str, body: str, owner: str, fingerprint: str, *, refresh: bool) -> bool:
+    def _verifies(self, signature: str, body: str, owner: str, fingerprints: tuple[str, ...], *, refresh: bool) -> bool:
         return any(
             hmac.compare_digest(signature, _sign(secret, body, owner, fingerprint))
             for secret in self._keys.accepted(refresh)
+            for fingerprint in fingerprints
         )
 
 

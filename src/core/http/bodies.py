@@ -1,69 +1,112 @@
 """Request bodies (pydantic, strict JSON): what a caller may write to a task.
 
-Imported only by the routes that read a body, so a GET does not pay for pydantic at cold start.
+The task models derive from the field table (`core.domain.models.Task`). Imported only by the routes
+that read a body, so a GET does not pay for pydantic at cold start.
 """
 
-from typing import Annotated, Any
+import dataclasses
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
 
-from core.domain import clock
 from core.domain.errors import FieldError, InvalidInput, MalformedBody
-from core.domain.models import DEFAULTS, READ_ONLY_FIELDS, Priority, Status
-
-
-def _valid_due_date(value: str) -> str:
-    clock.parse_instant(value)
-    return value
-
-
-def _unique(tags: list[str]) -> list[str]:
-    if len(set(tags)) != len(tags):
-        raise ValueError("tags must be unique")
-    return tags
-
-
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
-DueDate = Annotated[str, AfterValidator(_valid_due_date)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
-Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique)]
+from core.domain.fields import Check, Strip, TaskField
+from core.domain.models import READ_ONLY_FIELDS, WRITABLE_FIELDS
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class TaskFields(_Body):
-    """Every writable field: the body of POST and PUT (absent optional fields take defaults)."""
-
-    title: Title
-    description: Description = ""
-    status: Status = "pending"
-    priority: Priority = "medium"
-    dueDate: DueDate | None = None
-    tags: Tags = Field(default_factory=list)
-
+class WritableFields(_Body):
     def values(self) -> dict[str, Any]:
         return self.model_dump()
 
 
-class TaskPatch(_Body):
-    """A JSON merge patch: a field present is set, null resets an optional field to its default."""
-
-    title: Title | None = None
-    description: Description | None = None
-    status: Status | None = None
-    priority: Priority | None = None
-    dueDate: DueDate | None = None
-    tags: Tags | None = None
-
+class FieldChanges(_Body):
     def as_changes(self) -> dict[str, Any]:
+        """The fields present; null (allowed only for an optional field) puts back its default."""
         changes = {}
-        for name in self.model_fields_set:
-            value = getattr(self, name)
-            changes[name] = DEFAULTS[name] if value is None else value
+        for row in WRITABLE_FIELDS:
+            if row.name in self.model_fields_set:
+                value = getattr(self, row.name)
+                changes[row.name] = row.default_value() if value is None else value
         return changes
+
+
+def pydantic_type(kind: Any) -> Any:
+    """A field table type as pydantic validates it: `Strip` and `Check` become its own validators."""
+    origin = get_origin(kind)
+    if origin is Annotated:
+        base, *rules = get_args(kind)
+        converted = [_rule(rule) for rule in rules]
+        return Annotated[(pydantic_type(base), *converted)]
+    if origin in (Union, UnionType):
+        return Union[tuple(pydantic_type(arg) for arg in get_args(kind))]  # noqa: UP007
+    if origin is list:
+        return list[pydantic_type(get_args(kind)[0])]  # type: ignore[misc]
+    return kind
+
+
+def _rule(rule: Any) -> Any:
+    if isinstance(rule, Strip):
+        return StringConstraints(strip_whitespace=True)
+    if isinstance(rule, Check):
+        check = rule.rule
+
+        def holds(value: Any) -> Any:
+            check(value)
+            return value
+
+        return AfterValidator(holds)
+    return rule
+
+
+def _whole(row: TaskField) -> tuple[Any, Any]:
+    described = row.spec.description or None
+    if row.required:
+        return pydantic_type(row.annotation), Field(..., description=described)
+    if row.default_factory is not dataclasses.MISSING:
+        return pydantic_type(row.annotation), Field(default_factory=row.default_factory, description=described)
+    return pydantic_type(row.annotation), Field(default=row.default, description=described)
+
+
+def _change(row: TaskField) -> tuple[Any, Any]:
+    described = f"{row.spec.description} " if row.spec.description else ""
+    if row.required:  # present, it must hold a value: it cannot be cleared
+        described += "Required: it cannot be cleared (null is refused)."
+        return pydantic_type(row.annotation), Field(None, description=described, json_schema_extra=_no_default)
+    described += "null clears it." if row.spec.null_clears else f"null puts back its default ({row.default_value()!r})."
+    annotation = pydantic_type(row.annotation) | None
+    return annotation, Field(None, description=described, json_schema_extra=_no_default)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # a patch's absent field is left as it is, not set to anything
+
+
+TaskFields: type[WritableFields] = create_model(
+    "TaskFields",
+    __base__=WritableFields,
+    __doc__="Every writable field: the body of POST and PUT (absent optional fields take defaults).",
+    **{row.name: _whole(row) for row in WRITABLE_FIELDS},  # type: ignore[call-overload]
+)
+TaskPatch: type[FieldChanges] = create_model(
+    "TaskPatch",
+    __base__=FieldChanges,
+    __doc__="A JSON merge patch: a field present is set, null resets an optional field to its default.",
+    **{row.name: _change(row) for row in WRITABLE_FIELDS},  # type: ignore[call-overload]
+)
 
 
 def parse_body[M: _Body](model: type[M], raw: str) -> M:
@@ -73,8 +116,6 @@ def parse_body[M: _Body](model: type[M], raw: str) -> M:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise MalformedBody("the body is not valid JSON") from None
         raise InvalidInput([_field_error(error) for error in exc.errors()]) from None
-    if isinstance(parsed, TaskPatch) and parsed.title is None and "title" in parsed.model_fields_set:
-        raise InvalidInput([FieldError("title", "title is required and cannot be cleared")])
     return parsed
 
 
@@ -92,9 +133,14 @@ def _field_error(error: Any) -> FieldError:
     return FieldError(location, message)
 
 
+def _integral(value: Any) -> Any:
+    """A JSON integer written with a fraction of zero (529.0, an integer to JSON Schema) as an int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class AttachmentRequest(_Body):
     """`POST /tasks/{taskId}/attachments`: what the client is about to upload."""
 
     fileName: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     contentType: Annotated[str, StringConstraints(min_length=3, max_length=127)]
-    size: Annotated[int, Field(gt=0)]
+    size: Annotated[int, Field(gt=0), BeforeValidator(_integral)]

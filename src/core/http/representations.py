@@ -4,7 +4,7 @@ import json
 from typing import Any, TypedDict
 
 from core.domain import clock
-from core.domain.attachments import Download, Upload
+from core.services.attachments import Download, Upload
 
 
 class UploadGrant(TypedDict):

@@ -1,8 +1,9 @@
 """Bearer JWT verification, as the HTTP API's JWT authorizer does it, for any OIDC issuer.
 
 The signing keys come from the issuer's JWKS, whose address OIDC discovery gives
-(`<issuer>/.well-known/openid-configuration` -> `jwks_uri`). Both are cached; an unknown key id
-refreshes them (at most once a minute), and the last good keys stay in use when a refresh fails.
+(`<issuer>/.well-known/openid-configuration` -> `jwks_uri`). Both are cached; keys an hour old or an
+unknown key id refresh them, at most once a minute whether the refresh works or fails, and the last good
+keys stay in use when it fails. Only keys that can verify an accepted algorithm are kept.
 An issuer that cannot be reached or answers nonsense is a 503 (retry), never a 500. The token's
 `iss` must equal the configured issuer exactly (Auth0's ends with a slash), its `aud` (or Cognito's
 `client_id`) must name the audience, and it must not have expired.
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from core.domain.errors import ServiceUnavailable, Unauthorized
 
 CLOCK_SKEW_SECONDS = 30
-ALGORITHMS = ("RS256",)
+ALGORITHMS = ("RS256",)  # RSA only: usable_key keeps the keys that can verify these
 KEYS_MAX_AGE_SECONDS = 3600
 DISCOVERY_MAX_AGE_SECONDS = 24 * 3600
 REFRESH_COOLDOWN_SECONDS = 60
@@ -63,18 +65,22 @@ class IssuerKeys:
         self._discovered_at = -float("inf")
         self._keys: dict[str, Any] = {}
         self._fetched_at = -float("inf")
+        self._attempted_at = -float("inf")
+        self._failure: ServiceUnavailable | None = None
 
     def key(self, kid: str) -> Any:
         with self._lock:
-            age = self._clock() - self._fetched_at
-            stale = age > KEYS_MAX_AGE_SECONDS
-            unknown = kid not in self._keys and age > REFRESH_COOLDOWN_SECONDS
-            if stale or unknown:
+            now = self._clock()
+            stale = now - self._fetched_at > KEYS_MAX_AGE_SECONDS
+            if (stale or kid not in self._keys) and now - self._attempted_at > REFRESH_COOLDOWN_SECONDS:
+                self._attempted_at = now  # a failed refresh starts the cool-down too: no fetch per request
                 try:
                     self._refresh()
-                except ServiceUnavailable:
-                    if not self._keys or kid not in self._keys:
-                        raise
+                    self._failure = None
+                except ServiceUnavailable as failure:
+                    self._failure = failure
+            if kid not in self._keys and self._failure is not None:
+                raise self._failure  # the issuer is in trouble: the key may be one it rotated in
             found = self._keys.get(kid)
         if found is None:
             raise Unauthorized("the bearer token is not valid: signature does not verify")
@@ -87,11 +93,9 @@ class IssuerKeys:
             raise ServiceUnavailable("the token issuer's key set is not a JWKS; retry shortly")
         keys = {}
         for entry in entries:
-            if isinstance(entry, dict) and isinstance(entry.get("kid"), str) and entry.get("use", "sig") == "sig":
-                try:
-                    keys[entry["kid"]] = jwt.PyJWK(entry).key
-                except jwt.PyJWTError:
-                    continue  # a key this service cannot use (another type or algorithm) signs nothing it accepts
+            key = usable_key(entry)
+            if key is not None:
+                keys[entry["kid"]] = key
         self._keys = keys
         self._fetched_at = self._clock()
 
@@ -106,6 +110,24 @@ class IssuerKeys:
             self._jwks_url = address
             self._discovered_at = self._clock()
         return self._jwks_url
+
+
+def usable_key(entry: Any) -> RSAPublicKey | None:
+    """The public key of one JWKS entry if it can verify a token this service accepts, else None.
+
+    Only RSA public keys for signing, whose `alg` (if any) is accepted: a token naming any other key
+    (EC, OKP, symmetric, private, malformed) then finds no key and is a 401, rather than reaching PyJWT
+    with a key of another type (a `TypeError`, not a `PyJWTError`).
+    """
+    if not (isinstance(entry, dict) and isinstance(entry.get("kid"), str) and entry.get("use", "sig") == "sig"):
+        return None
+    if entry.get("kty") != "RSA" or entry.get("alg", ALGORITHMS[0]) not in ALGORITHMS:
+        return None
+    try:
+        key = jwt.PyJWK(entry).key
+    except jwt.PyJWTError:
+        return None
+    return key if isinstance(key, RSAPublicKey) else None
 
 
 class TokenVerifier:

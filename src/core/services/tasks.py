@@ -8,11 +8,11 @@ from typing import Any
 from core.data.items import task_json_from_item
 from core.data.tasks import TaskRepository
 from core.domain import clock, ids
-from core.domain.attachments import AttachmentService
 from core.domain.cursor import CursorCodec, Position
 from core.domain.errors import ConfigurationError, PreconditionFailed, ServiceUnavailable
 from core.domain.listing import ListQuery
-from core.domain.models import DEFAULTS, Task
+from core.domain.models import WRITABLE_FIELDS, Task, defaults
+from core.services.attachments import AttachmentService
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class TaskService:
         return self._repository.update(owner, task_id, dict(changes), expected_version)
 
     def replace(self, owner: str, task_id: str, fields: Mapping[str, Any], expected_version: int | None) -> Task:
-        return self._repository.update(owner, task_id, {**DEFAULTS, **fields}, expected_version)
+        return self._repository.update(owner, task_id, {**defaults(), **fields}, expected_version)
 
     def delete(self, owner: str, task_id: str, expected_version: int | None) -> None:
         """Delete a task, then try to delete its attachments at once.
@@ -99,7 +99,7 @@ class TaskService:
         return self._cursor(owner, query, position)
 
     def _start(self, owner: str, query: ListQuery) -> Position | None:
-        return self._codec().decode(query.cursor, owner, query.fingerprint) if query.cursor else None
+        return self._codec().decode(query.cursor, owner, *query.fingerprints) if query.cursor else None
 
     def _cursor(self, owner: str, query: ListQuery, position: Position) -> str:
         return self._codec().encode(position, owner, query.fingerprint)
@@ -111,17 +111,12 @@ class TaskService:
 
 
 def _new_task(owner: str, fields: Mapping[str, Any]) -> Task:
-    values = {**DEFAULTS, **fields}
+    values = {**defaults(), **fields}
     now = clock.utc_now()
     return Task(
+        **{row.name: values[row.name] for row in WRITABLE_FIELDS},
         taskId=ids.new_id(),
         userId=owner,
-        title=values["title"],
-        description=values["description"],
-        status=values["status"],
-        priority=values["priority"],
-        dueDate=values["dueDate"],
-        tags=list(values["tags"]),
         createdAt=now,
         updatedAt=now,
         completedAt=now if values["status"] == "completed" else None,

@@ -14,7 +14,7 @@ report of an object whose record no longer counts, or whose task is gone, delete
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, unquote_plus
+from urllib.parse import quote
 
 from core.config import AttachmentLimits
 from core.data.attachments import FORGOTTEN_PER_RECOUNT, AttachmentRecords, Tally
@@ -32,8 +32,8 @@ from core.domain.errors import (
     UploadWindowClosed,
 )
 from core.domain.models import Attachment
+from core.domain.object_keys import object_key, parse_reported_key
 
-KEY_PREFIX = "attachments/"
 UPLOAD_URL_SECONDS = 900
 DOWNLOAD_URL_SECONDS = 300
 GRANT_ATTEMPTS = 5  # tries of a grant at the limit that concurrent changes may spoil before the caller retries
@@ -52,23 +52,6 @@ class Download:
     attachment: Attachment
     url: str | None
     expires_at: int | None
-
-
-def object_key(owner: str, task_id: str, attachment_id: str) -> str:
-    return f"{KEY_PREFIX}{quote(owner, safe='')}/{task_id}/{attachment_id}"
-
-
-def parse_object_key(key: str) -> tuple[str, str, str] | None:
-    """(owner, task id, attachment id) of a key this service made, or None for any other key."""
-    if not key.startswith(KEY_PREFIX):
-        return None
-    parts = key[len(KEY_PREFIX) :].split("/")
-    if len(parts) != 3 or not all(parts):
-        return None
-    owner, task_id, attachment_id = unquote(parts[0]), parts[1], parts[2]
-    if not (ids.is_valid(task_id) and ids.is_valid(attachment_id)):
-        return None
-    return (owner, task_id, attachment_id) if object_key(owner, task_id, attachment_id) == key else None
 
 
 def clean_file_name(name: str) -> str:
@@ -237,8 +220,7 @@ class AttachmentService:
     def confirm_upload(self, key: str, size: int, version_id: str | None) -> str:
         """Handle S3's report of a new object: mark its record available while it counts and its task exists,
         or delete the object (nobody expects it: its record or task is gone, or no longer counts it)."""
-        # S3 may report the key URL-encoded; the key this service made is whichever form parses.
-        parsed = parse_object_key(key) or parse_object_key(unquote_plus(key))
+        parsed = parse_reported_key(key)
         if parsed is None:
             return "ignored"
         owner, task_id, attachment_id = parsed
