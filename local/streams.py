@@ -91,6 +91,7 @@ class StreamPoller(Deliveries):
         queue = mapping.on_failure_queue
         self.dead_letters = DeadLetterQueue(sqs, queue, sender=sender) if queue else None
         self._iterators: dict[str, str | None] = {}
+        self._last_sequence: dict[str, str] = {}  # per shard: the last record read
         self._idle = threading.Condition()
         self._quiet_passes = 0
         self._thread = threading.Thread(target=self._run, name=f"stream-{mapping.name}", daemon=True)
@@ -136,12 +137,30 @@ class StreamPoller(Deliveries):
                 continue
             response = self._streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard_id] = response.get("NextShardIterator")
+            if not response.get("Records") and shard_id in self._last_sequence:
+                # moto answers a cancelled transaction by restoring a copy of its tables, stream shards
+                # included, so an iterator taken before it reads a shard that no longer grows: start again
+                # after the last record read (an empty read costs nothing on DynamoDB Local either).
+                response = self._streams.get_records(ShardIterator=self._after(shard_id), Limit=1000)
+                self._iterators[shard_id] = response.get("NextShardIterator")
+            if response.get("Records"):
+                self._last_sequence[shard_id] = response["Records"][-1]["dynamodb"]["SequenceNumber"]
             records = [_as_event_record(record) for record in response.get("Records", [])]
             wanted = [record for record in records if self.mapping.accepts(record)]
             for start in range(0, len(wanted), self.mapping.batch_size):
                 self._deliver(wanted[start : start + self.mapping.batch_size])
             delivered += len(records)
         return delivered
+
+    def _after(self, shard_id: str) -> str:
+        return str(
+            self._streams.get_shard_iterator(
+                StreamArn=self._stream_arn,
+                ShardId=shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self._last_sequence[shard_id],
+            )["ShardIterator"]
+        )
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         pending = batch

@@ -26,8 +26,10 @@ from uploads.handler import create_handler as create_upload_handler
 PDF = {"fileName": "report.pdf", "contentType": "application/pdf", "size": 11}
 
 
-def attach(invoke: Invoke, task_id: str, user: str = ALICE, **body: Any) -> HttpResponse:
-    return invoke("create-attachment", user=user, task_id=task_id, body={**PDF, **body})
+def attach(
+    invoke: Invoke, task_id: str, user: str = ALICE, headers: dict[str, str] | None = None, **body: Any
+) -> HttpResponse:
+    return invoke("create-attachment", user=user, task_id=task_id, body={**PDF, **body}, headers=headers)
 
 
 Notify = Callable[..., dict[str, Any]]
@@ -393,6 +395,110 @@ def test_s3_throttling_is_503_and_the_attachment_stays(
     assert response.status == 503, response
     assert response.headers["retry-after"]
     assert len(attachment_items()) == 1
+
+
+def test_dead_uploads_deleted_after_the_recount_free_no_extra_slots(
+    backend: Backend, invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 18: two grants, their windows pass, two more grants (the refusal recounts), the two dead records
+    # deleted, two more grants: never more live attachments than the limit.
+    backend.settings = replace(backend.settings, attachments=replace(backend.settings.attachments, max_count=2))
+    task = create()
+    dead = [attach(invoke, task["taskId"]).json() for _ in range(2)]
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert [attach(invoke, task["taskId"]).status for _ in range(2)] == [201, 201]
+    for record in dead:
+        invoke("delete-attachment", task_id=task["taskId"], attachment_id=record["attachmentId"])
+
+    assert [attach(invoke, task["taskId"]).status for _ in range(2)] == [409, 409]
+    assert len(invoke("list-attachments", task_id=task["taskId"]).json()["items"]) == 2
+
+
+# --- a replayed grant (same Idempotency-Key) ----------------------------------------------------------------
+
+KEY = {"idempotency-key": "grant-4b1d"}
+
+
+def later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> float:
+    """Move the clock on by `seconds` (upload windows are measured with time.time)."""
+    moment = time.time() + seconds
+    monkeypatch.setattr(time, "time", lambda: moment)
+    return moment
+
+
+def test_a_replay_after_the_window_gets_a_fresh_upload_for_the_same_attachment(
+    invoke: Invoke, create: Any, upload: Upload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = create()
+    first = attach(invoke, task["taskId"], headers=KEY).json()
+    now = later(monkeypatch, 3600)
+
+    replay = attach(invoke, task["taskId"], headers=KEY)
+
+    assert replay.status == 201, replay
+    renewed = replay.json()
+    assert renewed["attachmentId"] == first["attachmentId"]
+    assert replay.headers["location"] == f"/tasks/{task['taskId']}/attachments/{first['attachmentId']}"
+    assert 0 < record_expiry(renewed) - now <= 900
+    assert renewed["upload"]["fields"]["key"] == first["upload"]["fields"]["key"]
+    listed = invoke("list-attachments", task_id=task["taskId"]).json()["items"]
+    assert [(a["attachmentId"], a["status"]) for a in listed] == [(first["attachmentId"], "pending")]
+    assert upload(renewed)["outcome"] == "available"
+
+
+def test_a_replay_within_the_window_gets_the_first_response(invoke: Invoke, create: Any) -> None:
+    task = create()
+    first = attach(invoke, task["taskId"], headers=KEY)
+
+    replay = attach(invoke, task["taskId"], headers=KEY)
+
+    assert replay.status == 201 and replay.text == first.text
+
+
+def test_a_replay_once_uploaded_is_a_410(invoke: Invoke, create: Any, upload: Upload) -> None:
+    task = create()
+    upload(attach(invoke, task["taskId"], headers=KEY).json())
+
+    replay = attach(invoke, task["taskId"], headers=KEY)
+
+    assert replay.status == 410 and replay.headers["content-type"] == "application/problem+json"
+    assert replay.json()["type"].endswith("/upload-window-closed")
+    assert "uploaded" in replay.json()["detail"]
+
+
+def test_a_replay_of_a_deleted_attachment_is_a_410(invoke: Invoke, create: Any) -> None:
+    task = create()
+    first = attach(invoke, task["taskId"], headers=KEY).json()
+    invoke("delete-attachment", task_id=task["taskId"], attachment_id=first["attachmentId"])
+
+    assert attach(invoke, task["taskId"], headers=KEY).status == 410
+    assert attachment_items() == []
+
+
+def test_a_replay_after_a_recount_took_the_slot_back_is_a_410(
+    backend: Backend, invoke: Invoke, create: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.settings = replace(backend.settings, attachments=replace(backend.settings.attachments, max_count=1))
+    task = create()
+    first = attach(invoke, task["taskId"], headers=KEY).json()
+    later(monkeypatch, 3600)
+    other = attach(invoke, task["taskId"], fileName="other.pdf")  # at the limit: the dead grant is forgotten
+    assert other.status == 201
+
+    replay = attach(invoke, task["taskId"], headers=KEY)
+
+    assert replay.status == 410
+    assert [item["attachmentId"]["S"] for item in attachment_items()] == [other.json()["attachmentId"]]
+    assert first["attachmentId"] != other.json()["attachmentId"]
+
+
+def test_a_replay_for_a_deleted_task_is_a_404(invoke: Invoke, create: Any) -> None:
+    task = create()
+    attach(invoke, task["taskId"], headers=KEY)
+    invoke("delete-task", task_id=task["taskId"], drop_headers=("if-match",))
+
+    assert attach(invoke, task["taskId"], headers=KEY).status == 404
 
 
 # Any `sub` an issuer may send, reserved characters and all: Auth0's `auth0|...`, `%`, `+`, `/`, spaces, `~`.

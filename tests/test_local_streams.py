@@ -79,3 +79,42 @@ def test_batches_are_retried_from_their_first_failed_record_then_sent_to_the_on_
     body = json.loads(message["Body"])
     assert [record["dynamodb"]["Keys"]["sk"]["S"] for record in body["records"]] == ["TASK#bad"]
     assert "BatchItemFailures" in body["reason"]
+
+
+def test_records_written_after_a_cancelled_transaction_still_arrive(moto: aws.MotoServer) -> None:
+    # Given a poller that has read the stream, and then a transaction that DynamoDB cancels
+    # (moto restores a copy of its tables then, stream shards included)
+    dynamodb = aws.client("dynamodb", moto.url)
+    dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "USER#alice"}, "sk": {"S": "TASK#before"}})
+    seen: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.extend(record["dynamodb"]["Keys"]["sk"]["S"] for record in event["Records"])
+        return {"batchItemFailures": []}
+
+    inserts = (EventPattern.load('{"eventName": ["INSERT"]}'),)
+    mapping = StreamMapping("Mapping", "Fn", "TasksTable", 10, RetryPolicy(0), inserts, None)
+    stream_arn = enable_stream(dynamodb, TABLE, "NEW_AND_OLD_IMAGES")
+    poller = StreamPoller(mapping, fake_function(handler), aws.client("dynamodbstreams", moto.url), stream_arn, None)
+    poller.start().drain(timeout=10)
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": TABLE,
+                        "Item": {"pk": {"S": "USER#alice"}, "sk": {"S": "TASK#before"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ]
+        )
+
+    # When a record is written after it
+    dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "USER#alice"}, "sk": {"S": "TASK#after"}})
+    poller.drain(timeout=10)
+    poller.stop()
+    poller.join()
+
+    # Then it reaches the function too
+    assert seen == ["TASK#before", "TASK#after"]

@@ -177,6 +177,7 @@ def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, An
         "ExportFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
         "UploadEventsFunction": {
             "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
             "s3:DeleteObject",
             "s3:DeleteObjectVersion",
             "sqs:SendMessage",

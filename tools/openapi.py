@@ -28,6 +28,7 @@ from core.http import problems
 from core.http.bodies import AttachmentRequest, TaskFields, TaskPatch, pydantic_type
 from core.http.query import LIST_PARAMETERS, MAX_CURSOR_LENGTH, RANGES
 from core.http.representations import DownloadGrant, UploadGrant
+from core.services.attachments import UPLOAD_URL_SECONDS
 from local import specs
 from local.stack import StackOptions
 from local.template import Template
@@ -49,7 +50,7 @@ ERRORS: dict[str, tuple[int, ...]] = {
     "patchTask": (400, 404, 412, 413, 415, 422),
     "replaceTask": (400, 404, 412, 413, 415, 422),
     "deleteTask": (404, 412),
-    "createAttachment": (400, 404, 409, 413, 415, 422),
+    "createAttachment": (400, 404, 409, 410, 413, 415, 422),
     "listAttachments": (404,),
     "getAttachment": (404,),
     "deleteAttachment": (404,),
@@ -58,6 +59,15 @@ ERRORS: dict[str, tuple[int, ...]] = {
 USABLE_FILE_NAME = r"\w[^/\\]*$"  # core.services.attachments.clean_file_name leaves something of it
 IDEMPOTENT_CREATES = ("createTask", "createAttachment")
 CONDITIONAL_WRITES = ("patchTask", "replaceTask", "deleteTask")
+REPLAYED_GRANTS = {
+    "createAttachment": (
+        " A retry of a grant never gets an upload that can no longer happen: while the first upload window "
+        f"({UPLOAD_URL_SECONDS // 60} minutes) is open and the attachment pending, it gets the first response; after "
+        "that window, while the attachment is still pending and holds its slot, a 201 with the same attachment and a "
+        "fresh presigned POST (a new window); once the attachment is uploaded, deleted or forgotten (its window "
+        "closed and a grant at the limit took its slot back), a 410 problem."
+    )
+}
 WRITES_WITH_BODY = {"createTask": "TaskFields", "replaceTask": "TaskFields", "patchTask": "TaskPatch"}
 BODY_MEDIA_TYPES = {"patchTask": ("application/merge-patch+json", "application/json")}
 
@@ -143,7 +153,7 @@ def crud_operation(operation_id: str, function: Callable[..., Any]) -> dict[str,
                 "Idempotency-Key",
                 "A retry with the same key and body within 24 hours returns the first response without a second "
                 "write; the same key with another body is a 422; a retry while the first runs is a 409 with "
-                "Retry-After. Scoped to the caller.",
+                "Retry-After. Scoped to the caller." + REPLAYED_GRANTS.get(operation_id, ""),
                 {"type": "string", "pattern": f"^{KEY_FORMAT.pattern}$"},
             )
         )

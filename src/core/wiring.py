@@ -16,6 +16,7 @@ from core.cursor_keys import SecretsManagerKeys
 from core.data.attachments import AttachmentRecords
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
+from core.domain import clock
 from core.domain.cursor import CursorCodec, CursorKeys, FixedKeys
 from core.services.attachments import AttachmentService
 from core.services.tasks import TaskService
@@ -40,14 +41,22 @@ class Services:
     repository: TaskRepository
 
 
-def build_services(settings: Settings, dynamodb: "DynamoDBClient", s3: "Callable[[], S3Client]") -> Services:
-    """Every service of one execution environment. `s3` makes the S3 client when an attachment first needs it."""
+def build_services(
+    settings: Settings,
+    dynamodb: "DynamoDBClient",
+    s3: "Callable[[], S3Client]",
+    *,
+    now: Callable[[], float] = clock.epoch_seconds,
+) -> Services:
+    """Every service of one execution environment. `s3` makes the S3 client when an attachment first needs it;
+    `now` is the clock upload windows are measured with (tests move it)."""
     repository = TaskRepository(dynamodb, settings.table_name)
     attachments = AttachmentService(
         repository,
         AttachmentRecords(repository),
         ObjectStore(s3, settings.bucket_name),
         settings.attachment_limits(),
+        now,
     )
     source = settings.cursor_secret_source()
     cursors = CursorCodec(cursor_keys(source)) if source is not None else None

@@ -3,7 +3,8 @@
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from core.http.representations import download_json, upload_json
+from core.http.representations import download_json, granted_upload, upload_json
+from core.services.attachments import Upload
 from tasks.http import Request, json_response
 
 router = APIGatewayHttpRouter()
@@ -15,13 +16,22 @@ def create_attachment(taskId: str) -> Response[str]:
     request = Request(router)
     owner = request.caller()
     body = request.attachment_request()
+    attachments = request.services.attachments
 
-    def create() -> Response[str]:
-        upload = request.services.attachments.create(owner, taskId, body.fileName, body.contentType, body.size)
+    def created(upload: Upload) -> Response[str]:
         location = f"/tasks/{taskId}/attachments/{upload.attachment.attachmentId}"
         return json_response(201, upload_json(upload), Location=location)
 
-    return request.once(owner, f"/tasks/{taskId}/attachments", create)
+    def create() -> Response[str]:
+        return created(attachments.create(owner, taskId, body.fileName, body.contentType, body.size))
+
+    def replayed(first: Response[str]) -> Response[str]:
+        if first.status_code != 201:
+            return first
+        upload = attachments.renew(owner, taskId, *granted_upload(str(first.body)))
+        return first if upload is None else created(upload)
+
+    return request.once(owner, f"/tasks/{taskId}/attachments", create, replayed)
 
 
 @router.get("/tasks/<taskId>/attachments")

@@ -1,7 +1,6 @@
 """What the route modules share: the request's caller and services, its body, and the response shapes."""
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from core.http.auth import Authenticator
 from core.http.body import json_body_text
 from core.wiring import Services
 from tasks.idempotency import HEADER as IDEMPOTENCY_HEADER
-from tasks.idempotency import Idempotency
+from tasks.idempotency import Idempotency, Replayed, Respond
 
 if TYPE_CHECKING:
     from core.http.bodies import AttachmentRequest, FieldChanges, WritableFields
@@ -66,14 +65,15 @@ class Request:
 
         return parse_body(AttachmentRequest, self._body_text)
 
-    def once(self, owner: str, target: str, respond: Callable[[], Response[str]]) -> Response[str]:
+    def once(self, owner: str, target: str, respond: Respond, replayed: Replayed | None = None) -> Response[str]:
         """`respond()`; with an Idempotency-Key, only once: a retry of the same body to the same `target` gets
-        the first response back. Call it after the body is parsed (a bad body never touches the key)."""
+        the first response back (or what `replayed` makes of it). Call it after the body is parsed (a bad body
+        never touches the key)."""
         key = self.header(IDEMPOTENCY_HEADER)
         if key is None:
             return respond()
         request = {"target": target, "body": json.loads(self._body_text)}
-        return self._idempotency.respond(owner, key, request, self._context, respond)
+        return self._idempotency.respond(owner, key, request, self._context, respond, replayed)
 
     def expected_version(self, task_id: str) -> int | None:
         header = self.header("if-match")

@@ -31,6 +31,7 @@ PARTITION = "IDEMPOTENCY"
 KEY_FORMAT = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as Stripe and the IETF draft allow
 
 Respond = Callable[[], Response[str]]
+Replayed = Callable[[Response[str]], Response[str]]
 
 
 class Idempotency:
@@ -42,9 +43,16 @@ class Idempotency:
         self._loaded: tuple[Callable[..., dict[str, Any]], IdempotencyConfig] | None = None
 
     def respond(
-        self, owner: str, key: str, request: dict[str, Any], context: "LambdaContext", respond: Respond
+        self,
+        owner: str,
+        key: str,
+        request: dict[str, Any],
+        context: "LambdaContext",
+        respond: Respond,
+        replayed: Replayed | None = None,
     ) -> Response[str]:
-        """`respond()` the first time `owner` sends `key`; the stored response on a retry of the same `request`."""
+        """`respond()` the first time `owner` sends `key`; the stored response on a retry of the same `request`,
+        or what `replayed` makes of it (a response that no longer holds, such as an expired upload)."""
         if not KEY_FORMAT.fullmatch(key):
             raise errors.BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -55,8 +63,14 @@ class Idempotency:
 
         run, config = self._loaded or self._load()
         config.register_lambda_context(context)  # an in-progress record expires with this invocation
+        first: list[Response[str]] = []
+
+        def respond_once() -> Response[str]:
+            first.append(respond())
+            return first[0]
+
         try:
-            stored = run(call={"owner": owner, "key": key, "request": request}, respond=respond)
+            stored = run(call={"owner": owner, "key": key, "request": request}, respond=respond_once)
         except IdempotencyValidationError:
             message = "was already used for another request: send a new key for a new request"
             raise errors.InvalidInput([errors.FieldError("Idempotency-Key", message)]) from None
@@ -67,7 +81,8 @@ class Idempotency:
         except IdempotencyPersistenceLayerError as error:
             with aws_errors("task store"):
                 raise error.__cause__ or error from None
-        return Response(stored["status"], stored["contentType"], stored["body"], stored["headers"])
+        response = Response(stored["status"], stored["contentType"], stored["body"], stored["headers"])
+        return response if first or replayed is None else replayed(response)
 
     def _load(self) -> "tuple[Callable[..., dict[str, Any]], IdempotencyConfig]":
         from aws_lambda_powertools.utilities.idempotency import (

@@ -160,8 +160,13 @@ def attachment_item(attachment: Attachment) -> dict[str, Any]:
         **asdict(attachment),
     }
     if attachment.status == "pending":
-        item["expiresAt"] = attachment.uploadExpiresAt + PENDING_RECORD_GRACE_SECONDS
+        item["expiresAt"] = pending_record_ttl(attachment.uploadExpiresAt)
     return item
+
+
+def pending_record_ttl(upload_expires_at: int) -> int:
+    """When DynamoDB TTL may remove a pending record whose upload window ends at `upload_expires_at`."""
+    return upload_expires_at + PENDING_RECORD_GRACE_SECONDS
 
 
 def attachment_from_item(item: dict[str, Any]) -> Attachment:

@@ -1,5 +1,6 @@
 """Timestamps in one format: ISO 8601 UTC with microseconds, fixed width, so they sort as strings."""
 
+import time
 from datetime import UTC, date, datetime
 
 MAX_INSTANT_LENGTH = 64  # longer than any ISO 8601 date-time with offset and fraction
@@ -7,6 +8,11 @@ MAX_INSTANT_LENGTH = 64  # longer than any ISO 8601 date-time with offset and fr
 
 def utc_now() -> str:
     return _format(datetime.now(UTC))
+
+
+def epoch_seconds() -> float:
+    """Now, in seconds since the epoch: what upload windows are measured in (services take it injectable)."""
+    return time.time()
 
 
 def parse_instant(text: str) -> str:
@@ -33,6 +39,11 @@ def parse_instant(text: str) -> str:
 
 def from_epoch(seconds: float) -> str:
     return _format(datetime.fromtimestamp(seconds, UTC))
+
+
+def to_epoch(instant: str) -> float:
+    """The seconds since the epoch of an instant in this module's format (the inverse of `from_epoch`)."""
+    return datetime.fromisoformat(instant).timestamp()
 
 
 def _format(moment: datetime) -> str:

@@ -61,6 +61,10 @@ class RequestInProgress(Conflict):
         self.retry_after_seconds = retry_after_seconds
 
 
+class UploadWindowClosed(DomainError):
+    """A replayed attachment grant whose upload can no longer happen: it was uploaded, or no longer counts."""
+
+
 class PayloadTooLarge(DomainError):
     """The body is larger than the service accepts."""
 

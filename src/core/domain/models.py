@@ -25,6 +25,7 @@ from core.domain.fields import (
 )
 
 ATTACHMENT_FIELDS = ("attachmentId", "taskId", "fileName", "contentType", "size", "status", "createdAt")
+COUNTED_STATUSES = ("pending", "available")  # an attachment's statuses that hold a slot; "deleting" holds none
 
 
 @dataclass(kw_only=True)
@@ -117,13 +118,21 @@ class Attachment:
     fileName: str
     contentType: str
     size: int
-    status: str  # "pending" until its object lands in S3, then "available"
+    status: str  # "pending" until its object lands in S3, then "available"; "deleting" while it is deleted
     createdAt: str
     key: str
     uploadExpiresAt: int  # epoch seconds: a pending record past this is dead and never shown
 
+    def counts(self) -> bool:
+        """Whether it holds one of its task's attachment slots (the task's counter counts it)."""
+        return self.status in COUNTED_STATUSES
+
     def is_live(self, now_epoch: float) -> bool:
-        return self.status == "available" or self.uploadExpiresAt > now_epoch
+        return self.status == "available" or (self.status == "pending" and self.uploadExpiresAt > now_epoch)
+
+    def is_dead(self, now_epoch: float) -> bool:
+        """A pending record past its upload window: it still counts until a recount forgets it."""
+        return self.status == "pending" and self.uploadExpiresAt <= now_epoch
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ATTACHMENT_FIELDS}

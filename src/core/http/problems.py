@@ -36,6 +36,7 @@ _STATUS: list[tuple[type[errors.DomainError], int, str, str]] = [
     (errors.NotFound, 404, "Not found", "not-found"),
     (errors.MethodNotAllowed, 405, "Method not allowed", "method-not-allowed"),
     (errors.Conflict, 409, "Conflict", "conflict"),
+    (errors.UploadWindowClosed, 410, "Upload window closed", "upload-window-closed"),
     (errors.PreconditionFailed, 412, "Precondition failed", "precondition-failed"),
     (errors.PayloadTooLarge, 413, "Payload too large", "payload-too-large"),
     (errors.UnsupportedMediaType, 415, "Unsupported media type", "unsupported-media-type"),

@@ -1,5 +1,6 @@
 """The JSON the API returns for attachments: the record, plus how to upload or download its bytes."""
 
+import json
 from typing import Any, TypedDict
 
 from core.domain import clock
@@ -31,3 +32,9 @@ def download_json(download: Download) -> dict[str, Any]:
     if download.url is not None and download.expires_at is not None:
         grant = DownloadGrant(url=download.url, expiresAt=clock.from_epoch(download.expires_at))
     return {**download.attachment.to_json(), "download": grant}
+
+
+def granted_upload(body: str) -> tuple[str, int]:
+    """(attachment id, end of the upload window) of an `upload_json` body, as a stored response holds it."""
+    document = json.loads(body)
+    return str(document["attachmentId"]), int(clock.to_epoch(document["upload"]["expiresAt"]))

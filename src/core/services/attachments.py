@@ -3,25 +3,40 @@
 An attachment is `pending` from the moment its upload is granted until S3 reports the object
 (`confirm_upload`, called from the S3 "Object Created" event); only then is it `available` and
 offered for download. A pending record past its upload window is dead: it is never shown, and
-DynamoDB TTL removes it a day later.
+DynamoDB TTL removes it a day later, unless a grant at the limit forgets it first (a recount).
+
+Every pending or available record holds one of its task's slots, counted on the task item. A record
+stops holding its slot only in the same transaction that uncounts it: a recount forgets (deletes) dead
+ones, a delete makes the record `deleting` before its objects go. Nothing makes a record count again: S3's
+report of an object whose record no longer counts, or whose task is gone, deletes that object.
 """
 
-import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from core.config import AttachmentLimits
-from core.data.attachments import AttachmentRecords
+from core.data.attachments import FORGOTTEN_PER_RECOUNT, AttachmentRecords, Tally
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
 from core.domain import clock, ids
-from core.domain.errors import ConfigurationError, Conflict, FieldError, InvalidInput, LimitReached, NotFound
+from core.domain.errors import (
+    ConfigurationError,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    LimitReached,
+    NotFound,
+    ServiceUnavailable,
+    UploadWindowClosed,
+)
 from core.domain.models import Attachment
 from core.domain.object_keys import object_key, parse_reported_key
 
 UPLOAD_URL_SECONDS = 900
 DOWNLOAD_URL_SECONDS = 300
+GRANT_ATTEMPTS = 5  # tries of a grant at the limit that concurrent changes may spoil before the caller retries
 
 
 @dataclass(frozen=True)
@@ -61,12 +76,14 @@ class AttachmentService:
         records: AttachmentRecords,
         objects: ObjectStore,
         limits: AttachmentLimits | None,
+        now: Callable[[], float] = clock.epoch_seconds,
     ):
-        """`limits`: what an attachment may be; None in a function that grants no uploads."""
+        """`limits`: what an attachment may be; None in a function that grants no uploads. `now`: the clock."""
         self._tasks = tasks
         self._records = records
         self._objects = objects
         self._limits = limits
+        self._now = now
 
     def create(self, owner: str, task_id: str, file_name: str, content_type: str, size: int) -> Upload:
         limits = self._limits
@@ -82,7 +99,6 @@ class AttachmentService:
             raise InvalidInput(problems)
         file_name = clean_file_name(file_name)
         attachment_id = ids.new_id()
-        expires_at = int(time.time()) + UPLOAD_URL_SECONDS
         attachment = Attachment(
             attachmentId=attachment_id,
             taskId=task_id,
@@ -93,58 +109,117 @@ class AttachmentService:
             status="pending",
             createdAt=clock.utc_now(),
             key=object_key(owner, task_id, attachment_id),
-            uploadExpiresAt=expires_at,
+            uploadExpiresAt=int(self._now()) + UPLOAD_URL_SECONDS,
         )
-        try:
-            self._records.add(attachment, limits.max_count)
-        except LimitReached:
-            if not self._forget_dead_uploads(owner, task_id, limits.max_count):
-                raise Conflict(f"a task can have at most {limits.max_count} attachments") from None
-            try:
-                self._records.add(attachment, limits.max_count)
-            except LimitReached:
-                raise Conflict(f"a task can have at most {limits.max_count} attachments") from None
-        post = self._objects.presigned_post(attachment.key, content_type, size, UPLOAD_URL_SECONDS)
-        return Upload(attachment, post["url"], post["fields"], expires_at)
+        self._grant(attachment, limits.max_count)
+        return self._upload(attachment)
 
-    def _forget_dead_uploads(self, owner: str, task_id: str, max_count: int) -> bool:
-        """Bring the counter down to the live attachments (uploads past their window no longer count);
-        True if that leaves room for one more."""
-        seen = self._records.count(owner, task_id)
-        now = time.time()
-        live = sum(1 for attachment in self._records.of_task(owner, task_id) if attachment.is_live(now))
-        return live < seen and live < max_count and self._records.recount(owner, task_id, seen, live)
+    def _grant(self, attachment: Attachment, max_count: int) -> None:
+        """Store the record within the limit. At the limit, a recount forgets the task's dead uploads and the
+        grant is tried again: Conflict only when every slot holds a live attachment."""
+        owner, task_id = attachment.userId, attachment.taskId
+        for _ in range(GRANT_ATTEMPTS):
+            try:
+                self._records.add(attachment, max_count)
+                return
+            except LimitReached:
+                pass
+            count = self.recount(owner, task_id)
+            if count is not None and count >= max_count:
+                raise Conflict(f"a task can have at most {max_count} attachments")
+        raise ServiceUnavailable("the task's attachments keep changing; retry shortly")
+
+    def recount(self, owner: str, task_id: str) -> int | None:
+        """Forget the task's dead uploads and set its counter to the records that still count (the live ones).
+
+        Each write is one transaction that deletes up to FORGOTTEN_PER_RECOUNT dead records and sets the
+        counter, and only if nothing changed since the read (see `AttachmentRecords.recount`). The new count;
+        None when a concurrent grant, delete, upload or recount came first.
+        """
+        seen = self._records.tally(owner, task_id)
+        now = self._now()
+        counted = [record for record in self._records.of_task(owner, task_id) if record.counts()]
+        dead = [record for record in counted if record.is_dead(now)]
+        count = len(counted)
+        if not dead and seen.count == count:
+            return count
+        for start in range(0, max(len(dead), 1), FORGOTTEN_PER_RECOUNT):
+            forgotten = dead[start : start + FORGOTTEN_PER_RECOUNT]
+            if not self._records.recount(owner, task_id, seen, count, forgotten):
+                return None
+            count -= len(forgotten)
+            seen = Tally(count, seen.version + 1)
+        return count
+
+    def _upload(self, attachment: Attachment) -> Upload:
+        expires_in = attachment.uploadExpiresAt - int(self._now())
+        post = self._objects.presigned_post(attachment.key, attachment.contentType, attachment.size, expires_in)
+        return Upload(attachment, post["url"], post["fields"], attachment.uploadExpiresAt)
+
+    def renew(self, owner: str, task_id: str, attachment_id: str, granted_until: int) -> Upload | None:
+        """What a replayed grant (same Idempotency-Key) gets, its first upload window ending at `granted_until`.
+
+        None while that window is open and the attachment pending: the first response stands. After it, a
+        fresh window and presigned POST for the same attachment while it is pending and still holds its slot.
+        UploadWindowClosed once it was uploaded or no longer counts (deleted, or forgotten by a recount).
+        """
+        self._tasks.get(owner, task_id)  # a task that is gone is a 404, as for a first grant
+        try:
+            attachment = self._records.get(owner, task_id, attachment_id)
+        except NotFound:
+            attachment = None
+        if attachment is not None and attachment.status == "available":
+            raise UploadWindowClosed("this attachment is uploaded already: GET it, or ask for a new upload")
+        if attachment is not None and attachment.status == "pending":
+            now = int(self._now())
+            if now < granted_until:
+                return None
+            try:
+                return self._upload(self._records.reopen(attachment, now + UPLOAD_URL_SECONDS))
+            except NotFound:
+                pass
+        raise UploadWindowClosed(
+            "the upload window closed and the attachment no longer exists: ask for a new upload with a new "
+            "Idempotency-Key"
+        )
 
     def live(self, owner: str, task_id: str) -> list[Attachment]:
         self._tasks.get(owner, task_id)  # someone else's task, or none, is a 404 rather than an empty list
-        now = time.time()
+        now = self._now()
         return [attachment for attachment in self._records.of_task(owner, task_id) if attachment.is_live(now)]
 
     def get(self, owner: str, task_id: str, attachment_id: str) -> Download:
         self._tasks.get(owner, task_id)  # no download of an attachment whose task is gone, even before clean-up
         attachment = self._records.get(owner, task_id, attachment_id)
-        if not attachment.is_live(time.time()):
+        if not attachment.is_live(self._now()):
             raise NotFound("attachment not found")
         if attachment.status != "available":
             return Download(attachment, None, None)
         disposition = content_disposition(attachment.fileName)
         url = self._objects.presigned_get(attachment.key, attachment.contentType, disposition, DOWNLOAD_URL_SECONDS)
-        return Download(attachment, url, int(time.time()) + DOWNLOAD_URL_SECONDS)
+        return Download(attachment, url, int(self._now()) + DOWNLOAD_URL_SECONDS)
 
     def delete(self, owner: str, task_id: str, attachment_id: str) -> None:
+        """Uncount the record (it becomes `deleting`: no upload revives it), delete its objects, then the record.
+
+        If the objects cannot all go now, the `deleting` record still points at them: deleting again finishes.
+        """
         attachment = self._records.get(owner, task_id, attachment_id)
+        if attachment.counts():
+            self._records.stop_counting(attachment)
         self._objects.delete_everything([attachment.key])
-        self._records.delete_one(attachment)
+        self._records.forget(attachment)
 
     def delete_all(self, owner: str, task_id: str) -> bool:
-        """Remove every attachment of a task (objects first, then records); True if there were any."""
+        """Remove every attachment of a task that is gone (objects first, then records); True if there were any."""
         attachments = self._records.of_task(owner, task_id)
         if attachments:
             self._remove(attachments)
         return bool(attachments)
 
     def confirm_upload(self, key: str, size: int, version_id: str | None) -> str:
-        """Handle S3's report of a new object: mark its record available, or delete an object nobody expects."""
+        """Handle S3's report of a new object: mark its record available while it counts and its task exists,
+        or delete the object (nobody expects it: its record or task is gone, or no longer counts it)."""
         parsed = parse_reported_key(key)
         if parsed is None:
             return "ignored"
