@@ -51,7 +51,7 @@ check-python:
 install: $(VENV)/.installed
 tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
-run: install
+run: install $(SAM_VENV)/.installed
 	$(PY) -m local run $(ARGS)
 
 token: install
@@ -65,13 +65,13 @@ dynamodb-local: install
 
 test: lint test-unit test-template test-e2e test-browser
 
-test-unit: install
+test-unit: install $(SAM_VENV)/.installed
 	$(PY) -m pytest -m "not template and not e2e and not browser"
 
 test-template: install tools
 	$(PY) -m pytest -m template
 
-test-e2e: install
+test-e2e: install $(SAM_VENV)/.installed
 	$(PY) -m pytest -m e2e
 
 test-browser: install browser
@@ -109,10 +109,15 @@ build: tools install
 deploy: build
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV)
 
-# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket and CloudFormation role.
+# The pipeline's deploy (.github/workflows/pipeline.yml): the bootstrap stack's bucket, CloudFormation role and
+# permissions boundary (its CloudFormation role creates no role without it). --parameter-overrides replaces the
+# samconfig.toml section's, so they are passed again with it.
 ci-deploy: build
+	@test -n "$$PERMISSIONS_BOUNDARY_ARN" || { echo "PERMISSIONS_BOUNDARY_ARN is empty: set it to the bootstrap stack's PermissionsBoundaryArn" >&2; exit 1; }
+	overrides="$$($(PY) -m tools.stack_outputs parameter-overrides $(ENV))" && \
 	$(SAM_BIN) deploy --config-env $(SAM_CONFIG_ENV) --no-resolve-s3 --s3-bucket "$$ARTIFACTS_BUCKET" \
-		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar
+		--role-arn "$$CLOUDFORMATION_ROLE_ARN" --no-confirm-changeset --no-fail-on-empty-changeset --no-progressbar \
+		--parameter-overrides "$$overrides PermissionsBoundary=$$PERMISSIONS_BOUNDARY_ARN"
 
 .PHONY: smoke lint-workflows actionlint user deployed-token ci-deploy bench-cursor-key
 

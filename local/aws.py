@@ -1,10 +1,13 @@
 """The embedded AWS stand-in: a moto server on loopback, and the template's tables and buckets in it."""
 
+import http.client
 import io
+import json
 import logging
 import os
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -36,9 +39,10 @@ LOCAL_ACCESS_KEY_ID = "local"
 LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 - moto's stand-in credentials, not a secret
 
 
-def client(service: str, endpoint: str) -> Any:
-    """A boto3 client for a local endpoint, with local credentials and few retries."""
-    session = boto3.session.Session(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, region_name=LOCAL_REGION)
+def client(service: str, endpoint: str, *, access_key_id: str = LOCAL_ACCESS_KEY_ID) -> Any:
+    """A boto3 client for a local endpoint, with few retries: the stand-in's own credentials, or a function's
+    (`local.roles.access_key_id`), which the stand-in authorizes with that function's role."""
+    session = boto3.session.Session(access_key_id, LOCAL_SECRET_ACCESS_KEY, region_name=LOCAL_REGION)
     config = Config(
         retries={"max_attempts": 2, "mode": "standard"},
         connect_timeout=2,
@@ -85,6 +89,33 @@ class MotoServer:
         """Stop serving, forgetting every table, bucket and item (moto keeps them for the whole process)."""
         self._server.stop()
         moto_api_backend.reset()
+
+
+class GatedProxy:
+    """Another AWS endpoint (DynamoDB Local) behind the same gates: a request they let through is forwarded."""
+
+    def __init__(self, upstream: str, gates: list[Callable[[Request], Response | None]]):
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.gates = gates
+
+    def __call__(self, request: Request) -> Response:
+        body = request.get_data()
+        refused = next((response for gate in self.gates if (response := gate(request)) is not None), None)
+        if refused is not None:
+            return refused
+        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        try:
+            headers = {name: value for name, value in request.headers.items() if name.lower() != "host"}
+            connection.request(request.method, request.full_path.rstrip("?"), body=body, headers=headers)
+            answer = connection.getresponse()
+            hop = {"transfer-encoding", "connection", "keep-alive"}
+            kept = [(name, value) for name, value in answer.getheaders() if name.lower() not in hop]
+            return Response(answer.read(), answer.status, kept)
+        except OSError as error:  # the upstream is down: the service's own "retry later" error
+            fault = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": str(error)}
+            return Response(json.dumps(fault), 500, [("content-type", "application/x-amz-json-1.0")])
+        finally:
+            connection.close()
 
 
 def port_taken(host: str, port: int) -> bool:

@@ -24,8 +24,9 @@ from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
 from werkzeug.wrappers import Request, Response
 
-from local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LOCAL_STACK_NAME
+from local import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from local.events import json_response
+from local.roles import queue_name
 from local.s3_post import parse_form
 from local.specs import EventRuleSpec, RetryPolicy
 from local.workers import InvocationFailed
@@ -78,9 +79,10 @@ class Deliveries:
 class DeadLetterQueue:
     """An SQS queue of the template (by logical id), made in the AWS stand-in, for what could not be delivered."""
 
-    def __init__(self, sqs: Any, logical_id: str):
-        self.sqs = sqs
-        self.url: str = sqs.create_queue(QueueName=f"{LOCAL_STACK_NAME}-{logical_id}")["QueueUrl"]
+    def __init__(self, sqs: Any, logical_id: str, *, sender: Any = None):
+        """Made with `sqs`; messages are sent with `sender` (by default `sqs`)."""
+        self.sqs = sender or sqs
+        self.url: str = sqs.create_queue(QueueName=queue_name(logical_id))["QueueUrl"]
 
     def send(self, body: Any, attributes: Mapping[str, str] | None = None) -> None:
         strings = {name: {"DataType": "String", "StringValue": value} for name, value in (attributes or {}).items()}

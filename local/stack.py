@@ -26,9 +26,10 @@ from typing import Any, TextIO
 
 from uvicorn.importer import import_from_string
 
-from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, secret_file, specs
+from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, roles, secret_file, specs
 from local.authorizer import JwtAuthorizer
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
+from local.iam_gate import IamGate, stream_arn, usage_endpoint
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, LocalIssuer, issuer_app
 from local.notifications import EventBus, S3Notifications, drain_endpoint
 from local.s3_cors import BucketCors
@@ -36,7 +37,7 @@ from local.s3_post import PostPolicyGate
 from local.server import AsgiServer, HttpServer
 from local.specs import FunctionSpec
 from local.streams import StreamPoller, enable_stream, stream_mappings
-from local.template import DEFAULT_TEMPLATE, Template, TemplateError
+from local.template import DEFAULT_TEMPLATE, FUNCTION, Template, TemplateError
 from local.workers import FunctionPool
 
 DEFAULT_STATE_FILE = STATE_DIR / "stack.json"
@@ -170,8 +171,11 @@ class LocalStack:
         self._export = self._bound(
             AsgiServer(None, o.host, o.port_export, name="streaming app", access_log=o.access_log)
         )
+        self._dynamodb_gate = (
+            self._bound(HttpServer(None, o.host, 0, name="DynamoDB Local behind IAM")) if o.dynamodb_endpoint else None
+        )
         self.aws_endpoint, self.function_url, self.export_url = self._moto.url, self._url.url, self._export.url
-        self.dynamodb_endpoint = o.dynamodb_endpoint or self.aws_endpoint
+        self.dynamodb_endpoint = self._dynamodb_gate.url if self._dynamodb_gate else self.aws_endpoint
 
     def _bound(self, server: Any) -> Any:
         self._servers.append(server)
@@ -183,13 +187,24 @@ class LocalStack:
         self.issuer_url = self.issuer.issuer
         self._issuer_server.app = issuer_app(self.issuer)
         self._issuer_server.start()
-        self._moto.gates.append(PostPolicyGate({aws.LOCAL_ACCESS_KEY_ID: aws.LOCAL_SECRET_ACCESS_KEY}))
+        keys = [aws.LOCAL_ACCESS_KEY_ID, *map(roles.access_key_id, self.template.logical_ids(FUNCTION))]
+        self._moto.gates.append(PostPolicyGate(dict.fromkeys(keys, aws.LOCAL_SECRET_ACCESS_KEY)))
+        self.iam = IamGate({}, admin_keys=[aws.LOCAL_ACCESS_KEY_ID])  # the roles once the tables exist
+        self._moto.gates.append(self.iam)
         self._moto.start()
-        if o.dynamodb_endpoint:
+        if o.dynamodb_endpoint and self._dynamodb_gate:
             dynamodb_local.wait_for_dynamodb(o.dynamodb_endpoint, timeout=10)
+            self._dynamodb_gate.app = aws.GatedProxy(o.dynamodb_endpoint, [self.iam])
+            self._dynamodb_gate.start()
         dynamodb, s3 = aws.client("dynamodb", self.dynamodb_endpoint), aws.client("s3", self.aws_endpoint)
         for logical_id, name in self.tables.items():
             aws.create_table(dynamodb, self.template, name, logical_id)
+        streams = {
+            logical_id: stream_arn(table["LatestStreamArn"])
+            for logical_id, name in self.tables.items()
+            if "LatestStreamArn" in (table := dynamodb.describe_table(TableName=name)["Table"])
+        }
+        self.iam.roles = roles.roles(self.template, stream_arns=streams)
         for logical_id, name in self.buckets.items():
             aws.create_bucket(s3, self.template, name, logical_id)
             self._moto.observers.append(BucketCors(name, aws.bucket_cors_rules(self.template, logical_id)).decorate)
@@ -224,7 +239,8 @@ class LocalStack:
     def _environment(self, spec: FunctionSpec) -> dict[str, str | None]:
         """A function's variables locally: the template's, then the local values (None: unset)."""
         own = {name: value for name, value in spec.environment.items() if not name.startswith(("AWS_", "_"))}
-        return {**own, **self._local_values, **self.options.environment}
+        credentials = {"AWS_ACCESS_KEY_ID": roles.access_key_id(spec.logical_id)}  # its role's, see iam_gate
+        return {**own, **self._local_values, **credentials, **self.options.environment}
 
     def _start_apps(self) -> None:
         o = self.options
@@ -249,6 +265,7 @@ class LocalStack:
         self.events = self._event_bus()
         self.streams = self._stream_pollers()
         self._moto.gates.append(drain_endpoint([*([self.events] if self.events else []), *self.streams]))
+        self._moto.gates.append(usage_endpoint(self.iam))
         for server in (self._api, self._url, self._export):
             server.start()
 
@@ -278,15 +295,18 @@ class LocalStack:
     def _stream_pollers(self) -> list[StreamPoller]:
         """The template's stream event source mappings, polling the local tables' streams."""
         dynamodb = aws.client("dynamodb", self.dynamodb_endpoint)
-        streams = aws.client("dynamodbstreams", self.dynamodb_endpoint)
         sqs = aws.client("sqs", self.aws_endpoint)
         pollers = []
         for mapping in stream_mappings(self.template):
+            # Lambda reads the stream and sends to the OnFailure destination with the function's role.
+            role_key = roles.access_key_id(mapping.function)
+            streams = aws.client("dynamodbstreams", self.dynamodb_endpoint, access_key_id=role_key)
+            sender = aws.client("sqs", self.aws_endpoint, access_key_id=role_key)
             table = self.template.properties(mapping.table, "AWS::DynamoDB::Table")
             view_type = str((table.get("StreamSpecification") or {}).get("StreamViewType", "KEYS_ONLY"))
-            stream_arn = enable_stream(dynamodb, self.tables[mapping.table], view_type)
+            arn = enable_stream(dynamodb, self.tables[mapping.table], view_type)
             poller = StreamPoller(
-                mapping, self._pool(mapping.function), streams, stream_arn, sqs, log=self.options.access_log
+                mapping, self._pool(mapping.function), streams, arn, sqs, sender=sender, log=self.options.access_log
             )
             pollers.append(poller.start())
         return pollers

@@ -71,13 +71,25 @@ def stream_mappings(template: Template) -> list[StreamMapping]:
 class StreamPoller(Deliveries):
     """One mapping's poller: a thread reading every shard of the table's stream and delivering batches."""
 
-    def __init__(self, mapping: StreamMapping, function: Any, streams: Any, stream_arn: str, sqs: Any, **options: Any):
+    def __init__(
+        self,
+        mapping: StreamMapping,
+        function: Any,
+        streams: Any,
+        stream_arn: str,
+        sqs: Any,
+        *,
+        sender: Any = None,
+        **options: Any,
+    ):
+        """`sqs` makes the OnFailure queue; `sender` (by default `sqs`) sends to it, with the function's role."""
         super().__init__(**options)
         self.mapping = mapping
         self._function = function  # local.workers.FunctionPool, or anything with invoke(event)
         self._streams = streams
         self._stream_arn = stream_arn
-        self.dead_letters = DeadLetterQueue(sqs, mapping.on_failure_queue) if mapping.on_failure_queue else None
+        queue = mapping.on_failure_queue
+        self.dead_letters = DeadLetterQueue(sqs, queue, sender=sender) if queue else None
         self._iterators: dict[str, str | None] = {}
         self._idle = threading.Condition()
         self._quiet_passes = 0

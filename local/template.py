@@ -4,7 +4,8 @@ CloudFormation short tags (`!Ref`, `!Sub`, ...) load as their long forms. `Templ
 what the template itself decides, with the intrinsic functions template.yaml uses: `Ref`, `Fn::Sub`,
 `Fn::If`, `Fn::GetAtt`, `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition`; any other is a
 `TemplateError` that names it and where it is. A deployed resource (`!Ref Table` with no local name,
-`!GetAtt Role.Arn`) resolves to an `Unresolved` marker, which callers drop or replace with a local value.
+`!GetAtt Role.Arn` with no local attribute) resolves to an `Unresolved` marker, which callers drop or
+replace with a local value.
 """
 
 import re
@@ -79,16 +80,22 @@ class Template:
         *,
         parameters: Mapping[str, str] | None = None,
         resource_names: Mapping[str, str] | None = None,
+        attributes: Mapping[str, Mapping[str, str]] | None = None,
     ):
-        """`resource_names`: what `!Ref` of a resource gives locally, e.g. {"TasksTable": "tasks-local"}."""
+        """`resource_names`: what `!Ref` of a resource gives locally, e.g. {"TasksTable": "tasks-local"};
+        `attributes`: what `!GetAtt` gives, e.g. {"TasksTable": {"Arn": "arn:aws:dynamodb:..."}}."""
         self.document = document
         self.resource_names = dict(resource_names or {})
+        self.attributes = {name: dict(values) for name, values in (attributes or {}).items()}
         self._overrides = dict(parameters or {})
+        self.path: Path | None = None  # the file it was loaded from
         self._conditions: dict[str, bool] = {}
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_TEMPLATE, **kwargs: Any) -> "Template":
-        return cls(load_yaml(path), **kwargs)
+        template = cls(load_yaml(path), **kwargs)
+        template.path = Path(path)
+        return template
 
     @property
     def resources(self) -> Mapping[str, Mapping[str, Any]]:
@@ -156,7 +163,7 @@ class Template:
             condition, when_true, when_false = argument
             return self.resolve(when_true if self.condition(str(condition)) else when_false, where)
         if name == "GetAtt":
-            return Unresolved({"Fn::GetAtt": argument})
+            return self._attribute(*argument)
         if name == "Sub":
             return self._sub(argument, where)
         if name not in ("Equals", "Not", "And", "Or"):
@@ -178,11 +185,21 @@ class Template:
         for name in _SUB_VARIABLE.findall(str(text)):
             if name.startswith("!"):
                 continue
-            value = variables[name] if name in variables else self._ref(name) if "." not in name else Unresolved(name)
+            value = (
+                variables[name]
+                if name in variables
+                else self._ref(name)
+                if "." not in name
+                else self._attribute(*name.split(".", 1))
+            )
             if isinstance(value, Unresolved):
                 return Unresolved({"Fn::Sub": argument})
             values[name] = as_text(value)
         return _SUB_VARIABLE.sub(lambda m: values.get(m.group(1), "${" + m.group(1)[1:] + "}"), str(text))
+
+    def _attribute(self, logical_id: str, attribute: str) -> Any:
+        value = self.attributes.get(logical_id, {}).get(attribute)
+        return Unresolved({"Fn::GetAtt": [logical_id, attribute]}) if value is None else value
 
     def properties(self, logical_id: str, resource_type: str) -> dict[str, Any]:
         body = self.resources.get(logical_id)

@@ -10,11 +10,13 @@ import copy
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 from awslambdaric.lambda_context import LambdaContext
 
 from core.config import AttachmentLimits, CrudSettings, ExportSettings
@@ -22,6 +24,7 @@ from core.http.bodies import TaskFields
 from core.wiring import Services, build_services, dynamodb_client, s3_client
 from local.aws import table_definition
 from local.template import Template
+from rotation.handler import rotate
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -191,3 +194,51 @@ def race(writers: int, write: Callable[[int], None]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+STEP_ORDER = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+class RotatingSecret:
+    """A secret with rotation turned on. Secrets Manager labels a rotation's token AWSPENDING before it
+    calls the function; moto does not, so `start` records that label the way the service reports it."""
+
+    def __init__(self, client: Any = None, *, name: str = "cursor-key") -> None:
+        """`client` (default: from the environment) creates the secret and runs the steps."""
+        self.client = client or boto3.client("secretsmanager")
+        self.arn = self.client.create_secret(Name=name, SecretString="initial-key-" * 4)["ARN"]
+        self.client.rotate_secret(
+            SecretId=self.arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+        )
+        self.pending: set[str] = set()
+        self.client.meta.events.register("after-call.secrets-manager.DescribeSecret", self._label_pending)
+
+    def _label_pending(self, parsed: dict[str, Any], **_: Any) -> None:
+        stages = parsed.setdefault("VersionIdsToStages", {})
+        for token in self.pending:
+            labels = stages.setdefault(token, [])
+            if "AWSCURRENT" not in labels and "AWSPENDING" not in labels:
+                labels.append("AWSPENDING")
+
+    def start(self) -> str:
+        token = str(uuid.uuid4())
+        self.pending.add(token)
+        return token
+
+    def step(self, token: str, step: str, client: Any = None) -> None:
+        """One step of the rotation function, by default with the secret's client."""
+        client = client or self.client
+        client.meta.events.register(
+            "after-call.secrets-manager.DescribeSecret", self._label_pending, unique_id=f"pending-{id(self)}"
+        )
+        rotate(client, {"SecretId": self.arn, "ClientRequestToken": token, "Step": step})
+
+    def rotate_fully(self, client: Any = None) -> str:
+        token = self.start()
+        for step in STEP_ORDER:
+            self.step(token, step, client)
+        self.pending.discard(token)
+        return token
+
+    def value(self, stage: str) -> str:
+        return self.client.get_secret_value(SecretId=self.arn, VersionStage=stage)["SecretString"]

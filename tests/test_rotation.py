@@ -1,56 +1,13 @@
 """The cursor-key rotation function, step by step against moto's Secrets Manager."""
 
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
-import boto3
 import pytest
 
 from core.cursor_keys import SecretsManagerKeys
 from core.domain.cursor import CursorCodec
 from rotation.handler import KEY_LENGTH, STEPS, RotationError, rotate
-
-STEP_ORDER = ("createSecret", "setSecret", "testSecret", "finishSecret")
-
-
-class RotatingSecret:
-    """A secret with rotation turned on. Secrets Manager labels a rotation's token AWSPENDING before it
-    calls the function; moto does not, so `start` records that label the way the service reports it."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client("secretsmanager")
-        self.arn = self.client.create_secret(Name="cursor-key", SecretString="initial-key-" * 4)["ARN"]
-        self.client.rotate_secret(
-            SecretId=self.arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
-        )
-        self.pending: set[str] = set()
-        self.client.meta.events.register("after-call.secrets-manager.DescribeSecret", self._label_pending)
-
-    def _label_pending(self, parsed: dict[str, Any], **_: Any) -> None:
-        stages = parsed.setdefault("VersionIdsToStages", {})
-        for token in self.pending:
-            labels = stages.setdefault(token, [])
-            if "AWSCURRENT" not in labels and "AWSPENDING" not in labels:
-                labels.append("AWSPENDING")
-
-    def start(self) -> str:
-        token = str(uuid.uuid4())
-        self.pending.add(token)
-        return token
-
-    def step(self, token: str, step: str) -> None:
-        rotate(self.client, {"SecretId": self.arn, "ClientRequestToken": token, "Step": step})
-
-    def rotate_fully(self) -> str:
-        token = self.start()
-        for step in STEP_ORDER:
-            self.step(token, step)
-        self.pending.discard(token)
-        return token
-
-    def value(self, stage: str) -> str:
-        return self.client.get_secret_value(SecretId=self.arn, VersionStage=stage)["SecretString"]
+from tests.support import STEP_ORDER, RotatingSecret
 
 
 @pytest.fixture

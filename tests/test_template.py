@@ -156,31 +156,54 @@ def test_no_sam_crud_policy_templates_or_broad_managed_policies(
 
 
 def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, Any]) -> None:
-    assert _function_actions(transformed, "TasksFunction") == {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Query",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:ConditionCheckItem",
-        "s3:PutObject",
-        "s3:GetObject",
-        "s3:DeleteObject",
-        "s3:DeleteObjectVersion",
-        "s3:ListBucket",
-        "s3:ListBucketVersions",
-        "secretsmanager:GetSecretValue",
+    # Each action is held both ways: a missing one fails the end-to-end suites (the AWS stand-in authorizes
+    # every request with the caller's role) or tests/test_roles.py (event sources); an unused one fails
+    # tests/test_least_privilege.py.
+    expected = {
+        "TasksFunction": {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:ListBucketVersions",
+            "secretsmanager:GetSecretValue",
+        },
+        "ExportFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
+        "UploadEventsFunction": {
+            "dynamodb:UpdateItem",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "sqs:SendMessage",
+        },
+        "TaskCleanupFunction": {
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:ListBucketVersions",
+            "sqs:SendMessage",
+        },
+        "CursorKeyRotationFunction": {
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:GetRandomPassword",
+        },
     }
-    assert _function_actions(transformed, "ExportFunction") == {"dynamodb:Query", "secretsmanager:GetSecretValue"}
-    assert _function_actions(transformed, "UploadEventsFunction") == {
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "s3:GetObject",
-        "s3:DeleteObject",
-        "s3:DeleteObjectVersion",
-        "sqs:SendMessage",
-    }
+    assert set(expected) == set(FUNCTIONS), "every function's role is listed here"
+    for function, actions in expected.items():
+        assert _function_actions(transformed, function) == actions, function
 
 
 def test_s3_object_access_is_limited_to_the_attachment_prefix(transformed: dict[str, Any]) -> None:
