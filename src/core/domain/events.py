@@ -50,14 +50,15 @@ def task_event(
 
     One event per version: `Task Created`, `Task Completed` (the status became completed), `Task Updated`,
     or `Task Deleted` (whose version is the last one plus one, so it sorts after every update). A write that
-    left the version as it was (bookkeeping only) announces nothing. `occurred_at` is the deletion's time;
-    a create or update occurred at the task's own `updatedAt`.
+    left the version as it was (bookkeeping only) announces nothing. A create or update occurred at the task's
+    own `updatedAt`; a deletion at `occurred_at` (the stream's approximate time), or the last `updatedAt` if later.
     """
     if after is None:
         if before is None:
             return None
         version = int(before["version"]) + 1
-        return _task(TASK_DELETED, before, version, occurred_at, changed=[], state=None)
+        deleted_at = max(occurred_at, str(before["updatedAt"]))  # a coarse clock never puts it before the last write
+        return _task(TASK_DELETED, before, version, deleted_at, changed=[], state=None)
     version = int(after["version"])
     if before is None:
         return _task(TASK_CREATED, after, version, after["updatedAt"], changed=sorted(after), state=after)
