@@ -22,7 +22,7 @@ ENV ?= default
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
 .PHONY: help check-python install tools run token seed dynamodb-local test test-unit test-template test-e2e lint format \
-	build validate deploy bench soak clean openapi browser test-browser
+	build validate deploy bench soak clean openapi event-schemas browser test-browser
 
 help:
 	@echo "make run | test | openapi | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
@@ -96,6 +96,10 @@ format: install
 
 openapi: install
 	POWERTOOLS_LOG_LEVEL=CRITICAL PYTHONPATH=src:. $(PY) tools/openapi.py
+
+# The domain events' JSON Schemas (schemas/events/), generated from the code like openapi.json.
+event-schemas: install
+	POWERTOOLS_LOG_LEVEL=CRITICAL PYTHONPATH=src:. $(PY) tools/event_schemas.py
 
 validate: tools
 	bash tools/template_checks.sh
