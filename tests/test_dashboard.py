@@ -84,7 +84,7 @@ def _pattern(node: ast.expr) -> str:
 
 def upload_outcomes() -> set[str]:
     """What `AttachmentService.confirm_upload` returns: the values of the upload handler's Upload-{outcome}."""
-    tree = ast.parse((SRC / "core" / "domain" / "attachments.py").read_text())
+    tree = ast.parse((SRC / "core" / "services" / "attachments.py").read_text())
     [function] = [
         node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "confirm_upload"
     ]
