@@ -11,6 +11,8 @@ Modules:
     gateway           the HTTP API emulator (routes from the template) and the function URL emulator
     server            loopback servers (werkzeug for the emulators and moto, uvicorn for the streaming app)
     aws               the AWS stand-in (moto) with the template's tables and buckets
+    roles             each function's role as the SAM transform writes it, resolved to the local ARNs
+    iam, iam_gate     IAM policy evaluation; every request of a function authorized with its role
     dynamodb_local    DynamoDB Local, from npm, run with java
     s3_post           presigned POST policies enforced as S3 does (moto accepts any upload)
     notifications     S3 Object Created events to the functions of the template's EventBridge rules (moto's

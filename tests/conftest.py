@@ -1,4 +1,5 @@
-"""Fixtures: moto with the table from template.yaml, the CRUD function's backend, a token issuer."""
+"""Fixtures: the AWS stand-in with the table and bucket from template.yaml, the CRUD function's backend
+(with the CRUD function's credentials: the stand-in applies its role), a token issuer."""
 
 import os
 from collections.abc import Callable, Iterator
@@ -6,17 +7,21 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from moto.moto_api._internal import moto_api_backend
 
-from local.aws import MotoServer
+from local.aws import LOCAL_ACCESS_KEY_ID, MotoServer
+from local.iam_gate import IamGate
 from local.issuer import LocalIssuer, generate_key, issuer_app
+from local.roles import roles
 from local.server import HttpServer
+from local.template import Template
 from tests.support import (
     ALICE,
     AUDIENCE,
     BUCKET,
     ISSUER,
     TABLE,
+    TEST_ACCESS_KEY_ID,
     Backend,
     Invoke,
     create_table,
@@ -52,7 +57,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials and a region for moto, and never a real endpoint or profile."""
     values = {
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "POWERTOOLS_SERVICE_NAME": "tasks",
@@ -66,15 +71,28 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(scope="session")
+def aws_stand_in() -> Iterator[MotoServer]:
+    """The local AWS stand-in, authorizing each function's requests with its role (the test's own key and
+    the stack's pass): one for the session, emptied before each test by `aws`."""
+    server = MotoServer("127.0.0.1", 0)
+    template = Template.load(resource_names={"TasksTable": TABLE, "AttachmentsBucket": BUCKET})
+    server.gates.append(IamGate(roles(template), admin_keys=[TEST_ACCESS_KEY_ID, LOCAL_ACCESS_KEY_ID]))
+    yield server.start()
+    server.stop()
+
+
 @pytest.fixture
-def aws() -> Iterator[None]:
-    """moto in-process, with the table created from template.yaml's own definition."""
-    with mock_aws():
-        create_table(boto3.client("dynamodb"), TABLE)
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield
+def aws(aws_stand_in: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty stand-in for DynamoDB, S3 and Secrets Manager, with the table created from template.yaml's
+    own definition."""
+    moto_api_backend.reset()
+    for service in ("DYNAMODB", "S3", "SECRETS_MANAGER"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", aws_stand_in.url)
+    create_table(boto3.client("dynamodb"), TABLE)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from awslambdaric.lambda_context import LambdaContext
 
 from core.config import AttachmentLimits, CrudSettings, ExportSettings
 from core.http.bodies import TaskFields
-from core.wiring import Services, build_services, dynamodb_client, s3_client
-from local.aws import table_definition
+from core.wiring import AWS_CLIENT_CONFIG, S3_CLIENT_CONFIG, Services, build_services
+from local.aws import LOCAL_SECRET_ACCESS_KEY, table_definition
+from local.roles import access_key_id
 from local.template import Template
 from rotation.handler import rotate
 
@@ -33,11 +34,15 @@ BUCKET = "tasks-test-attachments"
 ISSUER = "https://issuer.test"
 AUDIENCE = "tasks-test-audience"
 CURSOR_SECRET = "test-cursor-secret-0123456789abcdef0123456789"
+TEST_ACCESS_KEY_ID = "testing"  # the tests' own key: the AWS stand-in lets it do anything
+CRUD_FUNCTION = "TasksFunction"
 ALICE = "alice-sub"
 BOB = "bob-sub"
 REQUEST_ID = "test-request-0001"
 
-_TEMPLATE_PARAMETERS = Template.load().parameters  # the attachment limits are the template's defaults
+_TEMPLATE = Template.load()
+_TEMPLATE_PARAMETERS = _TEMPLATE.parameters  # the attachment limits are the template's defaults
+CURSOR_SECRET_NAME = _TEMPLATE.properties("CursorSecret", "AWS::SecretsManager::Secret")["Name"]  # the role names it
 ENVIRONMENT = {  # what the template gives the functions, with test values: read by the functions' own readers
     "TABLE_NAME": TABLE,
     "BUCKET_NAME": BUCKET,
@@ -115,8 +120,18 @@ class Backend:
     """What the CRUD function runs with in one test. Change a field and the next call uses it."""
 
     settings: CrudSettings
-    dynamodb: Any = field(default_factory=dynamodb_client)  # made as the functions make theirs
-    s3: Any = field(default_factory=s3_client)
+    dynamodb: Any = field(default_factory=lambda: function_client("dynamodb", CRUD_FUNCTION))
+    s3: Any = field(default_factory=lambda: function_client("s3", CRUD_FUNCTION))
+    others: dict[str, "Backend"] = field(default_factory=dict, repr=False)
+
+    def function(self, name: str) -> "Backend":
+        """The same backend with the clients of another function (its credentials: its role applies)."""
+        if name == CRUD_FUNCTION:
+            return self
+        if name not in self.others:
+            clients = {"dynamodb": function_client("dynamodb", name), "s3": function_client("s3", name)}
+            self.others[name] = replace(self, **clients, others={})
+        return self.others[name]
 
     def services(self) -> Services:
         return build_services(self.settings, self.dynamodb, lambda: self.s3)
@@ -135,6 +150,13 @@ class Backend:
         """Tasks made by the real service (validated as a POST would be), written in batches; their ids."""
         fields = (TaskFields(**{"title": f"task {n}", **spec}).values() for n, spec in enumerate(specs))
         return [task.taskId for task in self.services().tasks.import_tasks(owner, fields)]
+
+
+def function_client(service: str, function: str) -> Any:
+    """A client made as the function makes its own (core.wiring's configuration, the endpoint from the
+    environment), with the function's credentials, which the AWS stand-in authorizes with its role."""
+    session = boto3.session.Session(access_key_id(function), LOCAL_SECRET_ACCESS_KEY, region_name="us-east-1")
+    return session.client(service, config=S3_CLIENT_CONFIG if service == "s3" else AWS_CLIENT_CONFIG)
 
 
 def make_event(
@@ -203,9 +225,11 @@ class RotatingSecret:
     """A secret with rotation turned on. Secrets Manager labels a rotation's token AWSPENDING before it
     calls the function; moto does not, so `start` records that label the way the service reports it."""
 
-    def __init__(self, client: Any = None, *, name: str = "cursor-key") -> None:
-        """`client` (default: from the environment) creates the secret and runs the steps."""
+    def __init__(self, client: Any = None, *, name: str = "cursor-key", rotator: Any = None) -> None:
+        """`client` (default: from the environment) creates the secret; `rotator` (default: `client`) runs
+        the steps, as the rotation function does."""
         self.client = client or boto3.client("secretsmanager")
+        self.rotator = rotator or self.client
         self.arn = self.client.create_secret(Name=name, SecretString="initial-key-" * 4)["ARN"]
         self.client.rotate_secret(
             SecretId=self.arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
@@ -226,8 +250,8 @@ class RotatingSecret:
         return token
 
     def step(self, token: str, step: str, client: Any = None) -> None:
-        """One step of the rotation function, by default with the secret's client."""
-        client = client or self.client
+        """One step of the rotation function, by default with the rotator's client."""
+        client = client or self.rotator
         client.meta.events.register(
             "after-call.secrets-manager.DescribeSecret", self._label_pending, unique_id=f"pending-{id(self)}"
         )

@@ -32,7 +32,7 @@ Upload = Callable[..., dict[str, Any]]
 @pytest.fixture
 def notify(backend: Backend) -> Notify:
     """The upload-event function's answer to S3's "Object Created" event for `key`."""
-    handler = create_upload_handler(backend.services().attachments)
+    handler = create_upload_handler(backend.function("UploadEventsFunction").services().attachments)
 
     def send(key: str, size: int, version_id: str | None = None) -> dict[str, Any]:
         event = load_event("upload-event")
@@ -268,7 +268,9 @@ def test_the_clean_up_function_reports_only_the_records_it_could_not_finish(
     event["Records"].append(removal_event("someone-else", "01JDX6Z8Q3V5K7M9P1R3T5W7Y9")["Records"][0])
     event["Records"][1]["dynamodb"]["SequenceNumber"] = "222"
 
-    result = create_cleanup_handler(backend.services().attachments)(event, lambda_context("TaskCleanupFunction"))
+    result = create_cleanup_handler(backend.function("TaskCleanupFunction").services().attachments)(
+        event, lambda_context("TaskCleanupFunction")
+    )
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "111"}]}
 
@@ -282,7 +284,7 @@ def removal_event(owner: str, task_id: str) -> dict[str, Any]:
 
 
 def clean_up(backend: Backend, owner: str, task_id: str) -> Any:
-    handler = create_cleanup_handler(backend.services().attachments)
+    handler = create_cleanup_handler(backend.function("TaskCleanupFunction").services().attachments)
     return handler(removal_event(owner, task_id), lambda_context("TaskCleanupFunction"))
 
 

@@ -1,6 +1,5 @@
 """Cursor keys read from Secrets Manager at run time (moto), across rotations."""
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +14,7 @@ from core.cursor_keys import MAX_AGE_SECONDS, RECHECK_SECONDS, SecretsManagerKey
 from core.domain.cursor import CursorCodec, FixedKeys
 from core.domain.errors import InvalidCursor, ServiceUnavailable
 from core.wiring import build_services, cursor_keys
-from tests.support import ALICE, Backend, crud_settings
+from tests.support import ALICE, CURSOR_SECRET_NAME, Backend, crud_settings, function_client
 
 POSITION = {"pk": "USER#alice", "sk": "TASK#1"}
 
@@ -29,13 +28,15 @@ class Clock:
 
 
 class Secret:
-    """A Secrets Manager secret in moto, with a count of the GetSecretValue calls made on it."""
+    """The cursor secret, read with the CRUD function's credentials (its role applies at the AWS stand-in),
+    with a count of the GetSecretValue calls made on it."""
 
     def __init__(self, value: str):
         self.client = boto3.client("secretsmanager")
-        self.arn = self.client.create_secret(Name="cursor-key", SecretString=value)["ARN"]
+        self.arn = self.client.create_secret(Name=CURSOR_SECRET_NAME, SecretString=value)["ARN"]
         self.reads = 0
-        self.client.meta.events.register("before-call.secrets-manager.GetSecretValue", self._count)
+        self.reader = function_client("secretsmanager", "TasksFunction")
+        self.reader.meta.events.register("before-call.secrets-manager.GetSecretValue", self._count)
 
     def _count(self, **_: Any) -> None:
         self.reads += 1
@@ -45,15 +46,12 @@ class Secret:
         self.client.put_secret_value(SecretId=self.arn, SecretString=value, VersionStages=["AWSCURRENT"])
 
     def keys(self, clock: Clock | None = None) -> SecretsManagerKeys:
-        return SecretsManagerKeys(self.arn, lambda: self.client, clock or Clock())
+        return SecretsManagerKeys(self.arn, lambda: self.reader, clock or Clock())
 
 
 @pytest.fixture
-def secret() -> Iterator[Secret]:
-    from moto import mock_aws
-
-    with mock_aws():
-        yield Secret("k1" * 20)
+def secret(aws: None) -> Secret:
+    return Secret("k1" * 20)
 
 
 def test_nothing_is_read_until_a_cursor_is_signed(secret: Secret, jwks_url: str) -> None:

@@ -12,6 +12,7 @@ from local import aws
 from local.aws import MotoServer
 from local.iam_gate import IamGate
 from local.roles import Role, access_key_id, roles
+from local.server import HttpServer
 from local.template import Template
 
 TABLE, BUCKET = "gate-tasks", "gate-attachments"
@@ -184,3 +185,23 @@ def test_unknown_keys_and_unmapped_requests_are_denied_and_logged(
     denied(lambda: as_function(server, "dynamodb", "TasksFunction").list_tables())
     assert "no IAM mapping" in caplog.text and "unknown key" in caplog.text
     aws.client("s3", server.url).create_bucket(Bucket="another")  # the stand-in's own key passes
+
+
+def test_another_endpoint_behind_the_gate_is_authorized_alike(stand_in: tuple[MotoServer, IamGate]) -> None:
+    """DynamoDB Local sits behind the same gate (local.aws.GatedProxy); here the upstream is the stand-in."""
+    server, gate = stand_in
+    proxy = HttpServer(aws.GatedProxy(server.url, [gate]), name="gated proxy").start()
+    try:
+        tasks = aws.client("dynamodb", proxy.url, access_key_id=access_key_id("TasksFunction"))
+        tasks.put_item(TableName=TABLE, Item={**key("p1"), "title": {"S": "through the proxy"}})
+        export = aws.client("dynamodb", proxy.url, access_key_id=access_key_id("ExportFunction"))
+        denied(lambda: export.get_item(TableName=TABLE, Key=key("p1")))
+        assert aws.client("dynamodb", proxy.url).get_item(TableName=TABLE, Key=key("p1"))["Item"]
+    finally:
+        proxy.stop()
+    down = HttpServer(aws.GatedProxy(proxy.url, [gate]), name="proxy to nothing").start()
+    try:
+        unreachable = aws.client("dynamodb", down.url)
+        assert denied(lambda: unreachable.describe_table(TableName=TABLE), "InternalServerError")
+    finally:
+        down.stop()

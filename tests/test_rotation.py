@@ -1,21 +1,26 @@
-"""The cursor-key rotation function, step by step against moto's Secrets Manager."""
+"""The cursor-key rotation function, step by step against the AWS stand-in's Secrets Manager, with the
+rotation function's credentials (its role applies); the cursor key read with the CRUD function's."""
 
-from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from core.cursor_keys import SecretsManagerKeys
 from core.domain.cursor import CursorCodec
 from rotation.handler import KEY_LENGTH, STEPS, RotationError, rotate
-from tests.support import STEP_ORDER, RotatingSecret
+from tests.support import CURSOR_SECRET_NAME, STEP_ORDER, RotatingSecret, function_client
 
 
 @pytest.fixture
-def secret() -> Iterator[RotatingSecret]:
-    from moto import mock_aws
+def secret(aws: None) -> RotatingSecret:
+    rotator = function_client("secretsmanager", "CursorKeyRotationFunction")
+    return RotatingSecret(boto3.client("secretsmanager"), name=CURSOR_SECRET_NAME, rotator=rotator)
 
-    with mock_aws():
-        yield RotatingSecret()
+
+def reader() -> Any:
+    return function_client("secretsmanager", "TasksFunction")
 
 
 def test_a_rotation_makes_a_new_key_current_and_keeps_the_old_one_as_previous(secret: RotatingSecret) -> None:
@@ -41,9 +46,9 @@ def test_every_step_can_be_retried(secret: RotatingSecret) -> None:
 
 def test_cursors_signed_before_a_rotation_still_verify_after_it(secret: RotatingSecret) -> None:
     position = {"pk": "USER#a", "sk": "TASK#1"}
-    old = CursorCodec(SecretsManagerKeys(secret.arn, lambda: secret.client)).encode(position, "a", "f")
+    old = CursorCodec(SecretsManagerKeys(secret.arn, reader)).encode(position, "a", "f")
     secret.rotate_fully()
-    assert CursorCodec(SecretsManagerKeys(secret.arn, lambda: secret.client)).decode(old, "a", "f") == position
+    assert CursorCodec(SecretsManagerKeys(secret.arn, reader)).decode(old, "a", "f") == position
 
 
 @pytest.mark.parametrize(
@@ -58,13 +63,15 @@ def test_requests_that_do_not_belong_to_a_rotation_are_refused(
 ) -> None:
     event = {"SecretId": secret.arn, "ClientRequestToken": secret.start(), "Step": "createSecret", **change}
     with pytest.raises(RotationError, match=message):
-        rotate(secret.client, event)
+        rotate(secret.rotator, event)
 
 
 def test_a_secret_without_rotation_is_refused(secret: RotatingSecret) -> None:
     plain = secret.client.create_secret(Name="not-rotated", SecretString="plain-key-" * 4)["ARN"]
     event = {"SecretId": plain, "ClientRequestToken": secret.start(), "Step": "createSecret"}
-    with pytest.raises(RotationError, match="not enabled"):
+    with pytest.raises(ClientError, match="AccessDenied"):  # the rotation role reads its own secret only
+        rotate(secret.rotator, event)
+    with pytest.raises(RotationError, match="not enabled"):  # and the handler refuses it itself
         rotate(secret.client, event)
 
 

@@ -90,8 +90,8 @@ def test_the_crud_function_serves_after_a_restore(backend: Backend, crud_environ
 
 
 def test_the_export_app_hook_gives_it_new_clients_and_it_serves(backend: Backend, issuer: LocalIssuer) -> None:
-    settings = export_settings(backend.settings.jwks_url)
-    app = create_app(settings, build_services(settings, backend.dynamodb, lambda: backend.s3))
+    settings, export = export_settings(backend.settings.jwks_url), backend.function("ExportFunction")
+    app = create_app(settings, build_services(settings, export.dynamodb, lambda: export.s3))
     created = backend.invoke("create-task", body={"title": "before the snapshot"}).json()
 
     with TestClient(app) as client:

@@ -33,7 +33,8 @@ def newest_first(ids: list[str]) -> list[str]:
 def app_client(backend: Backend, clock: WallClock = time.time, **changes: Any) -> TestClient:
     """The export app on the test's backend, with its settings changed only where the test says."""
     settings = export_settings(**{"jwks_url": backend.settings.jwks_url, **changes})
-    services = build_services(settings, backend.dynamodb, lambda: backend.s3)
+    export = backend.function("ExportFunction")
+    services = build_services(settings, export.dynamodb, lambda: export.s3)
     return TestClient(create_app(settings, services, clock), raise_server_exceptions=False)
 
 
@@ -127,7 +128,7 @@ def failing_queries(backend: Backend) -> Callable[[int, str], None]:
             error = {"Code": code, "Message": f"injected {code} from arn:aws:dynamodb:us-east-1:123:table/secret"}
             return SimpleNamespace(status_code=400, headers={}), {"Error": error, "ResponseMetadata": {}}
 
-        backend.dynamodb.meta.events.register("before-call.dynamodb.Query", before_query)
+        backend.function("ExportFunction").dynamodb.meta.events.register("before-call.dynamodb.Query", before_query)
 
     return fail_from
 
