@@ -25,7 +25,7 @@ SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 	build validate deploy bench soak clean openapi event-schemas browser test-browser
 
 help:
-	@echo "make run | test | openapi | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
+	@echo "make run | test | openapi | event-schemas | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2

@@ -1,8 +1,9 @@
 """The event publisher: each committed change of the table (its stream) becomes a domain event on the bus.
 
 Records are published in stream order. When one cannot be (the bus refuses it after retries), the function
-reports it as the batch's first failure, so Lambda retries from that record and no later change of the shard
-reaches the bus before it; after the mapping's retries the batch goes to its dead-letter queue.
+reports it as the batch's first failure, so Lambda retries from that record and holds back the later records
+of the shard (only events sent in the same PutEvents call may be on the bus already); after the mapping's
+retries the batch goes to its dead-letter queue.
 """
 
 from typing import Any
