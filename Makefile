@@ -22,10 +22,10 @@ ENV ?= default
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 
 .PHONY: help check-python install tools run token seed samples dynamodb-local test test-unit test-template test-e2e test-sam lint format \
-	build validate deploy bench soak clean openapi browser test-browser
+	build validate deploy bench soak clean openapi event-schemas browser test-browser
 
 help:
-	@echo "make run | test | openapi | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
+	@echo "make run | test | openapi | event-schemas | lint | build | validate | deploy | token USER=alice | seed USER=alice N=10000 | dynamodb-local | bench | soak | clean"
 
 $(VENV)/.installed: requirements-dev.txt src/requirements.txt | check-python
 	@echo "installing the app and test dependencies into $(VENV)" >&2
@@ -105,6 +105,10 @@ format: install
 
 openapi: install
 	POWERTOOLS_LOG_LEVEL=CRITICAL PYTHONPATH=src:. $(PY) tools/openapi.py
+
+# The domain events' JSON Schemas (schemas/events/), generated from the code like openapi.json.
+event-schemas: install
+	POWERTOOLS_LOG_LEVEL=CRITICAL PYTHONPATH=src:. $(PY) tools/event_schemas.py
 
 validate: tools
 	bash tools/template_checks.sh

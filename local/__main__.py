@@ -114,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         bucket_name=args.bucket_name,
         state_dir=args.state_dir,
         access_log=None if args.quiet or args.ready_json else sys.stderr,
+        event_log=None if args.quiet or args.ready_json else sys.stdout,
         template_parameters={CORS_PARAMETER: cors_origins(Template.load(), *origins_of(docs.url))},  # as on AWS
     )
     stack = LocalStack(options)

@@ -234,6 +234,7 @@ def local_aws_environment(*, dynamodb_endpoint: str, s3_endpoint: str) -> dict[s
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": s3_endpoint,  # the stand-in that serves S3 serves the event bus too
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
         "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,

@@ -337,6 +337,20 @@ def _sqs(request: Request) -> list[Authorization]:
     return [Authorization(f"sqs:{operation}", f"arn:aws:sqs:{_ARN}:{name}", {})]
 
 
+def _events(request: Request) -> list[Authorization]:
+    """PutEvents needs events:PutEvents on each bus its entries name (the functions put events, nothing else)."""
+    operation, body = _operation(request)
+    if operation != "PutEvents":
+        raise Unmapped(f"EventBridge {operation}")
+    buses = {str(entry.get("EventBusName") or "default") for entry in body.get("Entries", [])}
+    return [
+        Authorization(
+            "events:PutEvents", bus if bus.startswith("arn:") else f"arn:aws:events:{_ARN}:event-bus/{bus}", {}
+        )
+        for bus in sorted(buses)
+    ]
+
+
 def _secretsmanager(request: Request) -> list[Authorization]:
     operation, body = _operation(request)
     if operation == "GetRandomPassword":
@@ -355,6 +369,7 @@ _MAPPERS: dict[str, Callable[[Request], list[Authorization]]] = {
     "s3": _s3,
     "sqs": _sqs,
     "secretsmanager": _secretsmanager,
+    "awsevents": _events,
 }
 
 

@@ -114,7 +114,7 @@ def _transform(path: Path, content: bytes) -> str:
 def local_references(
     template: Template, *, stream_arns: Mapping[str, str] | None = None, secret_arns: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """What `!Ref` and `!GetAtt` give locally for the template's tables, buckets, queues and secrets.
+    """What `!Ref` and `!GetAtt` give locally for the template's tables, buckets, queues, event buses and secrets.
 
     `template.resource_names` names the tables and buckets. A secret's ARN ends with six random characters
     (AWS and moto alike): the one `secret_arns` gives, else `?` wildcards; a stream's, its creation time:
@@ -132,6 +132,10 @@ def local_references(
         name = queue_name(logical_id)
         names[logical_id] = f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/{name}"
         attributes[logical_id] = {"Arn": f"arn:aws:sqs:{arn}:{name}", "QueueName": name}
+    for logical_id in template.logical_ids("AWS::Events::EventBus"):
+        name = str(template.properties(logical_id, "AWS::Events::EventBus")["Name"])
+        names[logical_id] = name
+        attributes[logical_id] = {"Arn": f"arn:aws:events:{arn}:event-bus/{name}", "Name": name}
     for logical_id in template.logical_ids("AWS::SecretsManager::Secret"):
         name = template.properties(logical_id, "AWS::SecretsManager::Secret")["Name"]
         names[logical_id] = (secret_arns or {}).get(logical_id, f"arn:aws:secretsmanager:{arn}:secret:{name}-??????")

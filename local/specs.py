@@ -88,6 +88,7 @@ class EventRuleSpec:
     pattern: Mapping[str, Any]
     retry_policy: RetryPolicy = RetryPolicy()
     dead_letter_queue: str | None = None
+    bus: str | None = None  # logical id of its EventBusName's bus (`!Ref X`); None: the account's default bus
 
 
 def function(template: Template, logical_id: str) -> FunctionSpec:
@@ -138,7 +139,11 @@ def event_rules(template: Template) -> list[EventRuleSpec]:
             int(retries.get("MaximumEventAgeInSeconds", RetryPolicy.maximum_event_age_seconds)),
         )
         queue = queue_logical_id((properties.get("DeadLetterConfig") or {}).get("Arn"))
-        rules.append(EventRuleSpec(where.replace(".Events.", "."), function_id, pattern, policy, queue))
+        bus = properties.get("EventBusName")
+        bus_id = str(bus["Ref"]) if isinstance(bus, dict) and "Ref" in bus else None
+        if bus is not None and bus_id is None:
+            raise TemplateError(f"{where}: EventBusName must be `!Ref` of a bus of the template locally")
+        rules.append(EventRuleSpec(where.replace(".Events.", "."), function_id, pattern, policy, queue, bus_id))
     return rules
 
 

@@ -30,6 +30,7 @@ from uvicorn.importer import import_from_string
 
 from local import REPO_ROOT, STATE_DIR, aws, dynamodb_local, roles, secret_file, specs
 from local.authorizer import JwtAuthorizer
+from local.domain_events import BusTap
 from local.gateway import FunctionUrlEmulator, HttpApiEmulator, with_cors
 from local.iam_gate import IamGate, stream_arn, usage_endpoint
 from local.issuer import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT, JWKS_PATH, LocalIssuer, issuer_app
@@ -71,6 +72,7 @@ class StackOptions:
     state_dir: Path = STATE_DIR
     environment: Mapping[str, str] = field(default_factory=dict)  # extra variables for the apps, applied last
     access_log: TextIO | None = None  # one line per request (and handler errors) when given
+    event_log: TextIO | None = None  # one line per domain event put on the stack's bus when given
 
     @property
     def key_path(self) -> Path:
@@ -85,9 +87,14 @@ class LocalStack:
         self.template = Template.load(o.template_path, parameters=o.template_parameters)
         self.tables = _local_names(self.template.logical_ids("AWS::DynamoDB::Table"), o.table_name)
         self.buckets = _local_names(self.template.logical_ids("AWS::S3::Bucket"), o.bucket_name)
-        self.template.resource_names.update({**self.tables, **self.buckets})
+        self.event_buses = {  # logical id -> name, as the template names each (moto makes them)
+            logical_id: str(self.template.properties(logical_id, "AWS::Events::EventBus")["Name"])
+            for logical_id in self.template.logical_ids("AWS::Events::EventBus")
+        }
+        self.template.resource_names.update({**self.tables, **self.buckets, **self.event_buses})
         self.events: EventBus | None = None  # S3 notifications: `stack.events.drain()` waits for deliveries
         self.streams: list[StreamPoller] = []  # table streams to their functions (event source mappings)
+        self.bus_taps: list[BusTap] = []  # the stack's own buses: each event printed and routed to its rules
         self.pools: dict[str, FunctionPool] = {}  # each function's execution environments (worker processes)
         self.dead_letter_queue_url: str | None = None  # where upload events go after the rule's retries
         self._local_values: dict[str, str | None] = {}
@@ -114,14 +121,14 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything, promptly: event deliveries first (no new attempt), then the functions (an
         invocation in flight ends now, not at its function's Timeout), then the servers."""
-        for source in [*self.streams, *([self.events] if self.events else [])]:
+        for source in [*self.streams, *([self.events] if self.events else []), *(tap.rules for tap in self.bus_taps)]:
             source.stop()
         for pool in self.pools.values():
             pool.stop()
         self.pools = {}
         for poller in self.streams:
             poller.join()
-        self.streams, self.events = [], None
+        self.streams, self.events, self.bus_taps = [], None, []
         for server in reversed(self._servers):
             with suppress(Exception):
                 server.stop()
@@ -239,6 +246,9 @@ class LocalStack:
             if "LatestStreamArn" in (table := dynamodb.describe_table(TableName=name)["Table"])
         }
         self.iam.roles = roles.roles(self.template, stream_arns=streams)
+        events = aws.client("events", self.aws_endpoint)
+        for name in self.event_buses.values():
+            events.create_event_bus(Name=name)
         for logical_id, name in self.buckets.items():
             aws.create_bucket(s3, self.template, name, logical_id)
             self._moto.observers.append(BucketCors(name, aws.bucket_cors_rules(self.template, logical_id)).decorate)
@@ -302,8 +312,10 @@ class LocalStack:
         cors = streaming.url.cors if streaming.url is not None else None
         self._export.app = app if cors is None else with_cors(app, cors)
         self.events = self._event_bus()
+        self.bus_taps = self._bus_taps()
         self.streams = self._stream_pollers()
-        self._moto.gates.append(drain_endpoint([*([self.events] if self.events else []), *self.streams]))
+        drained = [*([self.events] if self.events else []), *self.streams, *self.bus_taps]
+        self._moto.gates.append(drain_endpoint(drained))
         self._moto.gates.append(usage_endpoint(self.iam))
         for server in (self._api, self._url, self._export):
             server.start()
@@ -320,7 +332,7 @@ class LocalStack:
 
     def _event_bus(self) -> EventBus | None:
         """The template's EventBridge rules, fed with `Object Created` events of the buckets that enable them."""
-        rules = specs.event_rules(self.template)
+        rules = [rule for rule in specs.event_rules(self.template) if rule.bus is None]
         buckets = [name for logical_id, name in self.buckets.items() if aws.sends_events(self.template, logical_id)]
         if not rules or not buckets:
             return None
@@ -330,6 +342,18 @@ class LocalStack:
         s3 = aws.client("s3", self.aws_endpoint)
         self._moto.observers.append(S3Notifications(buckets, bus, s3).observe)
         return bus
+
+    def _bus_taps(self) -> list[BusTap]:
+        """The template's own buses: what functions put on them is printed and delivered to their rules."""
+        taps = []
+        for logical_id, name in self.event_buses.items():
+            rules = [rule for rule in specs.event_rules(self.template) if rule.bus == logical_id]
+            functions = {rule.function: self._pool(rule.function) for rule in rules}
+            sqs = aws.client("sqs", self.aws_endpoint)
+            bus = EventBus(rules, functions, sqs, log=self.options.access_log)
+            taps.append(BusTap(name, bus, log=self.options.event_log))
+            self._moto.observers.append(taps[-1].observe)
+        return taps
 
     def _stream_pollers(self) -> list[StreamPoller]:
         """The template's stream event source mappings, polling the local tables' streams."""

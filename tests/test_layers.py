@@ -21,6 +21,7 @@ LAYERS = {
     "uploads": 5,
     "cleanup": 5,
     "rotation": 5,
+    "publisher": 5,
 }
 
 

@@ -194,6 +194,14 @@ def test_each_function_has_exactly_the_access_it_needs(transformed: dict[str, An
             "s3:ListBucketVersions",
             "sqs:SendMessage",
         },
+        "EventPublisherFunction": {
+            "events:PutEvents",
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+            "sqs:SendMessage",
+        },
         "CursorKeyRotationFunction": {
             "secretsmanager:DescribeSecret",
             "secretsmanager:GetSecretValue",

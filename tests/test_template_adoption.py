@@ -245,6 +245,8 @@ CFN_LINT_DATA = next((ROOT / ".tools" / "sam" / "lib").glob("python3*/site-packa
 NOT_NEEDED = {
     "cloudfront:updateDistribution": "a custom sign-in domain only; the template uses a prefix domain",
     "iam:DeleteRolePermissionsBoundary": "every role keeps the bootstrap's permissions boundary (denied)",
+    "events:PutPermission": "the event bus has no Policy (a bus policy is for other accounts; none is given)",
+    "events:RemovePermission": "the event bus has no Policy to remove",
 }
 
 

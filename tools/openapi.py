@@ -405,8 +405,7 @@ def schemas() -> dict[str, Any]:
     allowed["fileName"]["description"] = (
         "Only its last path segment is kept, without control characters; that must hold a letter, digit or _."
     )
-    attachment = _dataclass_schema(Attachment, keep=set(ATTACHMENT_FIELDS))
-    attachment["properties"]["status"]["enum"] = ["pending", "available"]
+    attachment = attachment_schema()
     upload = _typed_dict_schema(UploadGrant)
     download = _typed_dict_schema(DownloadGrant)
     problem_properties = {
@@ -482,6 +481,13 @@ def schemas() -> dict[str, Any]:
             },
         },
     }
+
+
+def attachment_schema() -> dict[str, Any]:
+    """The attachment record as the API returns it."""
+    schema = _dataclass_schema(Attachment, keep=set(ATTACHMENT_FIELDS))
+    schema["properties"]["status"]["enum"] = ["pending", "available"]
+    return schema
 
 
 def task_schema() -> dict[str, Any]:

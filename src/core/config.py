@@ -131,6 +131,17 @@ class ExportSettings(ApiSettings):
         }
 
 
+@dataclass(frozen=True)
+class PublisherSettings(Settings):
+    """The event publisher: the bus the domain events go to."""
+
+    event_bus_name: str
+
+    @classmethod
+    def _read(cls, env: "_Reader") -> dict[str, Any]:
+        return {**super()._read(env), "event_bus_name": env.required("EVENT_BUS_NAME")}
+
+
 class _Reader:
     """Reads variables and notes every problem, so one error can name them all."""
 

@@ -11,18 +11,21 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from core.config import CursorSecretSource, Settings
+from core.config import CursorSecretSource, PublisherSettings, Settings
 from core.cursor_keys import SecretsManagerKeys
 from core.data.attachments import AttachmentRecords
+from core.data.event_bus import EventBus
 from core.data.objects import ObjectStore
 from core.data.tasks import TaskRepository
 from core.domain import clock
 from core.domain.cursor import CursorCodec, CursorKeys, FixedKeys
 from core.services.attachments import AttachmentService
+from core.services.domain_events import EventPublisher
 from core.services.tasks import TaskService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -63,6 +66,11 @@ def build_services(
     return Services(TaskService(repository, cursors, attachments), attachments, repository)
 
 
+def build_event_publisher(settings: PublisherSettings, events: "EventBridgeClient") -> EventPublisher:
+    """The event publisher's service: the stream's changes onto the stack's bus."""
+    return EventPublisher(EventBus(events, settings.event_bus_name))
+
+
 def cursor_keys(source: CursorSecretSource) -> CursorKeys:
     """The secret's versions, read when a cursor is first signed or checked; or the literal key."""
     if source.secret_id:
@@ -80,3 +88,7 @@ def s3_client() -> "S3Client":
 
 def secretsmanager_client() -> "SecretsManagerClient":
     return boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+
+
+def events_client() -> "EventBridgeClient":
+    return boto3.client("events", config=AWS_CLIENT_CONFIG)

@@ -89,3 +89,11 @@ class ServiceUnavailable(DomainError):
 
 class ConfigurationError(Exception):
     """The function is deployed with missing or invalid settings (a 500, not a client error)."""
+
+
+class EventsNotPublished(ServiceUnavailable):
+    """The event bus refused some events after retries. `published`: how many leading events did get through."""
+
+    def __init__(self, message: str, published: int):
+        super().__init__(message)
+        self.published = published
