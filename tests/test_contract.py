@@ -78,11 +78,10 @@ def test_sample_events_succeed_once_their_task_exists(backend: Backend) -> None:
 
 
 def test_the_sample_events_answer_in_the_readme_order_once_make_samples_loaded_their_task(backend: Backend) -> None:
-    services = backend.services()
     loaded = load_samples(backend.dynamodb, TABLE, backend.s3, BUCKET, backend.settings.attachment_limits().max_count)
-    functions = {
-        "UploadEventsFunction": create_upload_handler(services.attachments),
-        "TaskCleanupFunction": create_cleanup_handler(services.attachments),
+    functions = {  # each with its own credentials, so its role applies
+        "UploadEventsFunction": create_upload_handler(backend.function("UploadEventsFunction").services().attachments),
+        "TaskCleanupFunction": create_cleanup_handler(backend.function("TaskCleanupFunction").services().attachments),
     }
 
     results: dict[str, Any] = {}
