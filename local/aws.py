@@ -86,6 +86,9 @@ class MotoServer:
         return self._server.port
 
     def start(self) -> "MotoServer":
+        """Serve, empty: moto keeps its resources for the whole process, so what an earlier stand-in of this
+        process made (an event bus, a queue) is forgotten first."""
+        moto_api_backend.reset()
         self._server.start()
         return self
 
