@@ -26,7 +26,7 @@ def removal(sk: str, *, has_attachments: bool | None = True, event_name: str = "
 
 
 def test_the_clean_up_mapping_takes_removed_tasks_that_had_attachments_only() -> None:
-    (mapping,) = stream_mappings(Template.load())
+    (mapping,) = [m for m in stream_mappings(Template.load()) if m.function == "TaskCleanupFunction"]
 
     assert (mapping.function, mapping.table, mapping.batch_size) == ("TaskCleanupFunction", "TasksTable", 10)
     assert (mapping.retry_policy.maximum_retry_attempts, mapping.on_failure_queue) == (10, "TaskCleanupDeadLetterQueue")
