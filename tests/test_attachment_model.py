@@ -240,6 +240,7 @@ class AttachmentModel(RuleBasedStateMachine):
         self.clock = Clock()
         self.started = self.clock.now
         self.world = World(self.aws, self.clock)
+        self.objects_cascaded: set[str] = set()  # gone tasks whose objects the clean-up deleted
         self.known_tasks: list[str] = []
 
     @initialize(target=tasks)
@@ -329,11 +330,14 @@ class AttachmentModel(RuleBasedStateMachine):
     def cascade_objects(self, task_id: str) -> None:
         """The first half of the clean-up function's cascade (the objects)."""
         self.world.objects.delete_everything([record.key for record in self.world.records_of(task_id)])
+        self.objects_cascaded.add(task_id)
 
     @rule(task_id=gone)
     def cascade_records(self, task_id: str) -> None:
-        """The second half of the clean-up function's cascade (the records)."""
-        self.world.records.delete(self.world.records_of(task_id))
+        """The second half of the clean-up function's cascade (the records), which it only reaches once the
+        first half is done (AttachmentService._remove: objects first, then records)."""
+        if task_id in self.objects_cascaded:
+            self.world.records.delete(self.world.records_of(task_id))
 
     @invariant()
     def agrees(self) -> None:
