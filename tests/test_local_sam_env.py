@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.config import CrudSettings, ExportSettings, Settings
+from core.config import CrudSettings, ExportSettings, PublisherSettings, Settings
 
 pytestmark = pytest.mark.template
 
@@ -26,6 +26,7 @@ SETTINGS = {
     "UploadEventsFunction": Settings,
     "TaskCleanupFunction": Settings,
     "CursorKeyRotationFunction": Settings,
+    "EventPublisherFunction": PublisherSettings,
 }
 
 RESOLVE_WITH_SAM_CLI = """
