@@ -79,12 +79,14 @@ def attachment_event(
     """The event of one committed change of an attachment record (its public JSON before and after).
 
     `Attachment Available` when its upload landed (pending -> available), `Attachment Deleted` when an
-    available attachment's record goes. Pending records that come and go are not announced.
+    available attachment stops being one: its record goes, or turns `deleting` (a delete uncounts it first,
+    then removes its objects and its record). Pending records that come and go are not announced.
     """
     was_available = before is not None and before.get("status") == "available"
-    if after is not None and after.get("status") == "available" and not was_available:
+    is_available = after is not None and after.get("status") == "available"
+    if after is not None and is_available and not was_available:
         return _attachment(ATTACHMENT_AVAILABLE, owner, after, ATTACHMENT_AVAILABLE_VERSION, occurred_at, ["status"])
-    if after is None and before is not None and was_available:
+    if was_available and not is_available and before is not None:
         return _attachment(ATTACHMENT_DELETED, owner, before, ATTACHMENT_DELETED_VERSION, occurred_at, [])
     return None
 
