@@ -237,3 +237,15 @@ def test_an_entry_is_what_the_contract_says() -> None:
 
     assert (item["Source"], item["DetailType"], item["EventBusName"]) == (SOURCE, TASK_UPDATED, "the-bus")
     assert json.loads(item["Detail"]) == {"eventId": "t:7", "n": 7, "description": "ü"}
+
+
+def test_a_delete_by_request_is_announced_once_when_the_record_turns_deleting() -> None:
+    # The exact-limit delete uncounts the record first (available -> deleting), then removes it.
+    deleting = {**AVAILABLE, "status": "deleting"}
+
+    uncounted = attachment_event("alice", AVAILABLE, deleting, WHEN)
+    removed = attachment_event("alice", deleting, None, WHEN)
+    never_available = attachment_event("alice", ATTACHMENT, {**ATTACHMENT, "status": "deleting"}, WHEN)
+
+    assert uncounted is not None and (uncounted.detail_type, uncounted.detail["version"]) == (ATTACHMENT_DELETED, 2)
+    assert removed is None and never_available is None
